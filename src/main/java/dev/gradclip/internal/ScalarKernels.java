@@ -16,6 +16,10 @@ public final class ScalarKernels implements Kernels {
     /** The fallback's lane count: four accumulators of eight doubles, as on AVX-512. */
     public static final int DEFAULT_LANES = 32;
 
+    /** The lane counts for which {@link GlobalNorm#relativeErrorBound(int)} stays within 1e-13. */
+    public static final int MIN_LANES = 4;
+    public static final int MAX_LANES = 1024;
+
     /** Native byte order, any alignment: heap, native and mapped segments all qualify. */
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
@@ -27,8 +31,9 @@ public final class ScalarKernels implements Kernels {
 
     /** A reference with another lane count, to reproduce a vector kernel of that width exactly. */
     public ScalarKernels(int lanes) {
-        if (lanes < 1 || Integer.bitCount(lanes) != 1) {
-            throw new IllegalArgumentException("lanes must be a power of two, was " + lanes);
+        if (lanes < MIN_LANES || lanes > MAX_LANES || Integer.bitCount(lanes) != 1) {
+            throw new IllegalArgumentException(
+                    "lanes must be a power of two from " + MIN_LANES + " to " + MAX_LANES + ", was " + lanes);
         }
         this.lanes = lanes;
     }
