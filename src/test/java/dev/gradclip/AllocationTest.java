@@ -1,0 +1,86 @@
+package dev.gradclip;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** After warm-up, the {@code List<MemorySegment>} path allocates nothing per call on native segments. */
+class AllocationTest {
+
+    private static final com.sun.management.ThreadMXBean THREADS =
+            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+    private static final int WARM_UP_CALLS = 15_000;
+    private static final int MEASURED_CALLS = 1_000;
+
+    /** 40 tensors of 1 to 5000 floats in one arena; {@code shuffled} defeats the ascending-address fast path. */
+    private static List<MemorySegment> grads(Arena arena, boolean shuffled) {
+        Random random = new Random(5);
+        List<MemorySegment> grads = new ArrayList<>();
+        for (int t = 0; t < 40; t++) {
+            MemorySegment segment = arena.allocate(4L * (1 + random.nextInt(5000)), 4);
+            for (long i = 0; i < segment.byteSize() / 4; i++) {
+                segment.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, random.nextFloat() - 0.5f);
+            }
+            grads.add(segment);
+        }
+        if (shuffled) {
+            Collections.shuffle(grads, random);
+        }
+        return grads;
+    }
+
+    /** Bytes allocated by this thread over the measured calls, after warm-up calls of the same loop. */
+    private static long allocatedBytes(Runnable normThenClip) {
+        assertTrue(THREADS.isThreadAllocatedMemorySupported() && THREADS.isThreadAllocatedMemoryEnabled());
+        for (int i = 0; i < WARM_UP_CALLS; i++) {
+            normThenClip.run();
+        }
+        long before = THREADS.getCurrentThreadAllocatedBytes();
+        for (int i = 0; i < MEASURED_CALLS; i++) {
+            normThenClip.run();
+        }
+        return THREADS.getCurrentThreadAllocatedBytes() - before;
+    }
+
+    /** A norm, then a clip to 0.9999 of it, which has to scale every element. */
+    private static long allocatedBytes(List<MemorySegment> grads) {
+        return allocatedBytes(() -> {
+            double norm = GradClip.totalNorm(grads);
+            assertEquals(norm, GradClip.clipGradNorm(grads, 0.9999 * norm));
+            assertTrue(GradClip.totalNorm(grads) < norm);
+        });
+    }
+
+    @Test
+    void normAndClipAllocateNothingOnNativeSegmentsInAddressOrder() {
+        try (Arena arena = Arena.ofConfined()) {
+            assertEquals(0, allocatedBytes(grads(arena, false)));
+        }
+    }
+
+    @Test
+    void normAndClipAllocateNothingOnNativeSegmentsInShuffledOrder() {
+        try (Arena arena = Arena.ofConfined()) {
+            assertEquals(0, allocatedBytes(grads(arena, true)));
+        }
+    }
+
+    @Test
+    void theMeasurementSeesAllocationWhereThereIsSome() {
+        // The float[][] path wraps each array in a segment per call: the probe must report it.
+        float[][] grads = Buffers.toArrays(grads(Arena.ofAuto(), false));
+        long bytes = allocatedBytes(() -> {
+            double norm = GradClip.totalNorm(grads);
+            GradClip.clipGradNorm(grads, 0.9999 * norm);
+        });
+        assertTrue(bytes > MEASURED_CALLS, "allocated " + bytes);
+    }
+}
