@@ -1,0 +1,65 @@
+// The C baseline of the kernel issue: a plain C clip loop at memory bandwidth over GPT-2-small-sized
+// float32 gradients (124,439,808 floats), one thread. The norm pass reads 4 bytes per element, the
+// scale pass reads and writes 8: 12 bytes per element for a clip that scales.
+// Build and run: bench/c/run.sh   (gcc -O3 -march=native -ffast-math, so that gcc vectorizes the sum)
+// Prints the median of RUNS runs of the norm pass alone and of the full clip, in ms and GB/s.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+enum { RUNS = 11 };
+static const size_t N = 124439808;
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static double norm(const float *g, size_t n) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
+    return sqrt(sum);
+}
+
+static void scale(float *g, size_t n, float c) {
+    for (size_t i = 0; i < n; i++) g[i] *= c;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *t) {
+    qsort(t, RUNS, sizeof *t, by_value);
+    return t[RUNS / 2];
+}
+
+int main(void) {
+    float *g = aligned_alloc(64, N * sizeof(float));
+    if (!g) return 1;
+    unsigned x = 1;
+    for (size_t i = 0; i < N; i++) { x = x * 1664525u + 1013904223u; g[i] = (x >> 8) * 0x1p-23f - 1.0f; }
+    double sink = 0, norm_ms[RUNS], clip_ms[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = now_ms();
+        sink += norm(g, N);
+        norm_ms[r] = now_ms() - t0;
+    }
+    double max_norm = norm(g, N) * (1 - 0x1p-22);
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = now_ms();
+        double n = norm(g, N);
+        float c = (float)(max_norm / (n + 1e-6));
+        if (n > max_norm) scale(g, N, c);
+        clip_ms[r] = now_ms() - t0;
+        max_norm = n * c * (1 - 0x1p-22);  // every run scales; values shrink by < 1e-6 a run
+        sink += n;
+    }
+    double nm = median(norm_ms), cm = median(clip_ms);
+    printf("c-loop norm: %.1f ms median of %d, %.2f GB/s\n", nm, RUNS, 4.0 * N / nm / 1e6);
+    printf("c-loop clip: %.1f ms median of %d, %.2f GB/s\n", cm, RUNS, 12.0 * N / cm / 1e6);
+    return sink == 0;
+}
