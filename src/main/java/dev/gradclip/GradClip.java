@@ -32,10 +32,12 @@ import java.util.List;
  * {@code maxNorm = +Infinity} leaves such gradients untouched.
  *
  * <h2>Scaling</h2>
- * When the norm is at most {@code maxNorm}, nothing is written. Otherwise every element {@code g}
- * becomes {@code (float) (g * c)} for the one double {@code c} above: the float32 rounding of the
- * product, so ratios between elements and between tensors are kept to within float32 rounding.
- * Torch computes {@code c} in float32 and is one ulp off on its own seed example; gradclip is not.
+ * When the norm is at most {@code maxNorm}, nothing is written. Otherwise {@code c} is computed in
+ * double from the accurate norm, rounded once to float32 ({@code c32 = (float) c}), and every element
+ * {@code g} becomes the float32 product {@code g * c32}: one common coefficient, so ratios between
+ * elements and between tensors are kept to within float32 rounding, and each element is within one
+ * ulp of {@code (float) (g * c)}. Torch rounds twice in float32 ({@code reciprocal(norm + 1e-6) *
+ * maxNorm}) and is one ulp off on its own seed example; gradclip is not.
  *
  * <h2>Errors</h2>
  * Bad arguments throw before anything is written, with a message that names the argument and the

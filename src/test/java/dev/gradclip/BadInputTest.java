@@ -205,7 +205,7 @@ class BadInputTest {
         assertEquals(0.0, GradClip.clipGradNorm(new float[0][], CLIPS));
         float[][] grads = {new float[0], big(16), new float[0]};
         assertEquals(40.0, GradClip.clipGradNorm(grads, 4.0));
-        assertEquals((float) (10 * (4.0 / (40 + 1e-6))), grads[1][0]);
+        assertEquals(10f * (float) (4.0 / (40 + 1e-6)), grads[1][0]);
         assertEquals(0.0, GradClip.clipGradNorm(List.of(MemorySegment.ofArray(new float[0]).asReadOnly()), 0.0));
     }
 }

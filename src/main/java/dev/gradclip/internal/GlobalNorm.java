@@ -27,8 +27,8 @@ public final class GlobalNorm {
     }
 
     /**
-     * Scales every element by {@link #clipCoefficient} when the norm exceeds {@code maxNorm} (or is
-     * NaN), and returns the norm from before.
+     * Scales every element by {@link #clipCoefficient}, rounded once to float32, when the norm
+     * exceeds {@code maxNorm} (or is NaN), and returns the norm from before.
      */
     public static double clipGradNorm(Kernels kernels, List<MemorySegment> grads, double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
@@ -38,7 +38,7 @@ public final class GlobalNorm {
         double c = clipCoefficient(norm, maxNorm);
         if (c != 1.0) {
             SegmentChecks.checkWritable(grads);
-            scale(kernels, grads, c);
+            scale(kernels, grads, (float) c);
         }
         return norm;
     }
@@ -80,7 +80,7 @@ public final class GlobalNorm {
         return Double.isFinite(sum) ? sum + compensation : sum;
     }
 
-    static void scale(Kernels kernels, List<MemorySegment> grads, double c) {
+    static void scale(Kernels kernels, List<MemorySegment> grads, float c) {
         for (int i = 0, n = grads.size(); i < n; i++) {
             MemorySegment segment = grads.get(i);
             long count = segment.byteSize() / Float.BYTES;

@@ -29,8 +29,8 @@ public interface Kernels {
     /** Sum of squares of {@code count} float32 elements starting at element {@code from}. */
     double blockSumOfSquares(MemorySegment floats, long from, int count);
 
-    /** Replaces each of {@code count} elements {@code g} starting at {@code from} by {@code (float) (g * c)}. */
-    void scaleBlock(MemorySegment floats, long from, int count, double c);
+    /** Replaces each of {@code count} elements {@code g} starting at {@code from} by the float32 product {@code g * c}. */
+    void scaleBlock(MemorySegment floats, long from, int count, float c);
 
     /** How many lanes the summation order uses: a power of two. */
     int logicalLanes();

@@ -74,9 +74,9 @@ public final class ScalarKernels implements Kernels {
     }
 
     @Override
-    public void scaleBlock(MemorySegment floats, long from, int count, double c) {
+    public void scaleBlock(MemorySegment floats, long from, int count, float c) {
         for (long i = from, end = from + count; i < end; i++) {
-            floats.setAtIndex(FLOAT, i, (float) (floats.getAtIndex(FLOAT, i) * c));
+            floats.setAtIndex(FLOAT, i, floats.getAtIndex(FLOAT, i) * c);
         }
     }
 

@@ -51,8 +51,8 @@ class KernelsTest {
 
     @ParameterizedTest
     @ValueSource(ints = {0, 1, 2, 3})
-    void scaleWritesFloatOfProductForEveryCount(int misalignBytes) {
-        double c = 0.7390851332151607;
+    void scaleWritesFloatProductForEveryCount(int misalignBytes) {
+        float c = 0.7390851f;
         try (Arena arena = Arena.ofConfined()) {
             int max = 3 * ACTIVE.logicalLanes() + 3;
             for (int count : counts(max)) {
@@ -62,7 +62,7 @@ class KernelsTest {
                     kernels.scaleBlock(floats, 1, count, c);
                     float[] after = floats.toArray(FLOAT);
                     for (int i = 0; i < before.length; i++) {
-                        float expected = i >= 1 && i <= count ? (float) (before[i] * c) : before[i];
+                        float expected = i >= 1 && i <= count ? before[i] * c : before[i];
                         assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(after[i]),
                                 kernels.description() + ", count " + count + ", element " + i);
                     }
