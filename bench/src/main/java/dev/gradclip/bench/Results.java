@@ -25,7 +25,7 @@ import java.util.Map;
  * time relative to the streaming limit and to the plain double loop, and allocation per op.
  * {@code compare} prints baseline, now, ratio and verdict per benchmark, and exits with 1 when any
  * benchmark is slower than the threshold beyond the noise band: the two runs' JMH error bars
- * (99.9% confidence half-widths), relative to their scores, added together.
+ * (99.9% confidence half-widths), relative to their scores, combined as a root sum of squares.
  */
 public final class Results {
 
@@ -142,7 +142,7 @@ public final class Results {
                 continue;
             }
             double ratio = row.median() / old.median();
-            double noise = old.error() / old.median() + row.error() / row.median();
+            double noise = Math.hypot(old.error() / old.median(), row.error() / row.median());
             String verdict = ratio > 1 + threshold + noise ? "SLOWER" : ratio < 1 - threshold - noise ? "faster" : "same";
             if (verdict.equals("SLOWER")) {
                 ok = false;
