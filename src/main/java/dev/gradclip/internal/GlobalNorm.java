@@ -35,7 +35,7 @@ public final class GlobalNorm {
         grads = randomAccess(grads);
         SegmentChecks.checkReadable(grads);
         double norm = Math.sqrt(sumOfSquares(kernels, grads));
-        double c = clipCoefficient(norm, maxNorm);
+        double c = coefficient(norm, maxNorm);
         if (c != 1.0) {
             SegmentChecks.checkWritable(grads);
             scale(kernels, grads, (float) c);
@@ -50,6 +50,11 @@ public final class GlobalNorm {
      */
     public static double clipCoefficient(double norm, double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
+        return coefficient(norm, maxNorm);
+    }
+
+    /** {@link #clipCoefficient} for a {@code maxNorm} already checked. */
+    private static double coefficient(double norm, double maxNorm) {
         boolean clip = maxNorm != Double.POSITIVE_INFINITY && !(norm <= maxNorm);
         return clip ? maxNorm / (norm + EPS) : 1.0;
     }

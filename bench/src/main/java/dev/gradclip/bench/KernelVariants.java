@@ -52,7 +52,7 @@ final class KernelVariants {
         return tail;
     }
 
-    /** Fixed-order fold of one vector (lane extraction; order as the shipped halving). */
+    /** Folds a vector's lanes left to right: a fixed order, though not the shipped halving one. */
     static double fold(DoubleVector v) {
         double s = 0;
         for (int i = 0; i < W; i++) {

@@ -34,12 +34,10 @@ public class VariantsBenchmark {
         public String variant;
 
         Kernels kernels;
-        double maxNorm;
 
         @Setup(Level.Trial)
-        public void pick(GradState grads) {
+        public void pick() {
             kernels = KernelVariants.named(variant);
-            maxNorm = GlobalNorm.totalNorm(kernels, grads.segments) * ClipBenchmark.SHRINK;
         }
     }
 
@@ -49,9 +47,8 @@ public class VariantsBenchmark {
     }
 
     @Benchmark
-    public double clip(GradState grads, Variant variant) {
-        double norm = GlobalNorm.clipGradNorm(variant.kernels, grads.segments, variant.maxNorm);
-        variant.maxNorm = norm * GlobalNorm.clipCoefficient(norm, variant.maxNorm) * ClipBenchmark.SHRINK;
-        return norm;
+    public double clip(GradState grads, Variant variant, ClipBenchmark.Target target) {
+        double norm = GlobalNorm.clipGradNorm(variant.kernels, grads.segments, target.maxNorm);
+        return target.after(norm, GlobalNorm.clipCoefficient(norm, target.maxNorm));
     }
 }
