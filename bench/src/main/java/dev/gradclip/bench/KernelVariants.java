@@ -6,6 +6,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -35,6 +37,7 @@ final class KernelVariants {
             case "acc8" -> new EightAccumulators();
             case "fullWidthLoad" -> new FullWidthLoad();
             case "doubleScale" -> new DoubleScale();
+            case "intWiden" -> new IntWiden();
             default -> throw new IllegalArgumentException(name);
         };
     }
@@ -172,6 +175,41 @@ final class KernelVariants {
             for (long i = from + full, end = from + count; i < end; i++) {
                 m.setAtIndex(FLOAT, i, (float) (m.getAtIndex(FLOAT, i) * cd));
             }
+        }
+    }
+
+    /**
+     * Half the vectors widened by integer ops instead of vcvtps2pd, to use other ports: the float's
+     * bits without the sign, shifted into a double's fields, are |x| * 2^-896 exactly (subnormals
+     * included), and one multiply restores |x|. Inf and NaN become finite here, so a real kernel
+     * would have to recheck blocks whose sum is huge; this variant only measures the speed.
+     */
+    static final class IntWiden extends Variant {
+        static final VectorSpecies<Integer> HALF_INTS =
+                VectorSpecies.of(int.class, VectorShape.forBitSize(DOUBLES.vectorBitSize() / 2));
+        static final VectorSpecies<Long> LONGS = VectorSpecies.of(long.class, VectorShape.forBitSize(DOUBLES.vectorBitSize()));
+
+        static DoubleVector widenBits(MemorySegment m, long at) {
+            LongVector bits = (LongVector) IntVector.fromMemorySegment(HALF_INTS, m, at, ORDER)
+                    .convertShape(VectorOperators.I2L, LONGS, 0);
+            return bits.lanewise(VectorOperators.LSHL, 33).lanewise(VectorOperators.LSHR, 4)
+                    .reinterpretAsDoubles().mul(0x1p896);
+        }
+
+        @Override
+        public double blockSumOfSquares(MemorySegment m, long from, int count) {
+            long base = from * 4;
+            int full = count - count % (4 * W);
+            DoubleVector a0 = DoubleVector.zero(DOUBLES), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < full; k += 4 * W) {
+                long at = base + 4L * k;
+                DoubleVector x0 = widen(m, at), x1 = widenBits(m, at + 4 * W), x2 = widen(m, at + 8 * W), x3 = widenBits(m, at + 12 * W);
+                a0 = a0.add(x0.mul(x0));
+                a1 = a1.add(x1.mul(x1));
+                a2 = a2.add(x2.mul(x2));
+                a3 = a3.add(x3.mul(x3));
+            }
+            return fold(a0.add(a2).add(a1.add(a3))) + tail(m, from, full, count);
         }
     }
 }
