@@ -41,13 +41,17 @@ public final class ScalarKernels implements Kernels {
     @Override
     public double blockSumOfSquares(MemorySegment floats, long from, int count) {
         int full = count - count % lanes;
-        double folded = fold(floats, from, full, 0, 1);
+        return fold(floats, from, full, 0, 1) + tailSumOfSquares(floats, from + full, from + count);
+    }
+
+    /** The tail of a block: squares of elements {@code from} to {@code end}, added in order from zero. */
+    static double tailSumOfSquares(MemorySegment floats, long from, long end) {
         double tail = 0;
-        for (int k = full; k < count; k++) {
-            double x = floats.getAtIndex(FLOAT, from + k);
+        for (long i = from; i < end; i++) {
+            double x = floats.getAtIndex(FLOAT, i);
             tail += x * x;
         }
-        return folded + tail;
+        return tail;
     }
 
     /**

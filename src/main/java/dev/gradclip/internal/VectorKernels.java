@@ -78,12 +78,7 @@ public final class VectorKernels implements Kernels {
         for (int h = WIDTH / 2; h >= 1; h /= 2) {
             v = v.add(v.rearrange(HALVING[h]));
         }
-        double tail = 0;
-        for (int k = full; k < count; k++) {
-            double x = floats.getAtIndex(ScalarKernels.FLOAT, from + k);
-            tail += x * x;
-        }
-        return v.lane(0) + tail;
+        return v.lane(0) + ScalarKernels.tailSumOfSquares(floats, from + full, from + count);
     }
 
     /**
@@ -98,6 +93,8 @@ public final class VectorKernels implements Kernels {
             long at = base + (long) k * Float.BYTES;
             FloatVector.fromMemorySegment(SCALE_FLOATS, floats, at, ORDER).mul(c).intoMemorySegment(floats, at, ORDER);
         }
+        // Inline rather than a call to a shared scalar helper: that call made the in-cache clip 1.6x
+        // slower (760 -> 1270 ns at 4K floats), as it changed how C2 compiled the vector loop.
         for (long i = from + full, end = from + count; i < end; i++) {
             floats.setAtIndex(ScalarKernels.FLOAT, i, floats.getAtIndex(ScalarKernels.FLOAT, i) * c);
         }
