@@ -212,7 +212,11 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         MemorySegment segment = table.segment(tensor);
         switch (pass) {
             case SCALE -> kernels.scaleBlock(type, segment, from, count, argument);
-            case CLAMP -> kernels.clampBlock(type, segment, from, count, boundIn(type, argument));
+            case CLAMP -> {
+                if (!segment.isReadOnly()) { // read-only tensors were checked to need no change
+                    kernels.clampBlock(type, segment, from, count, boundIn(type, argument));
+                }
+            }
             case SUMS, MAXIMA -> {
                 BlockFigures figures = worker.figures;
                 kernels.normBlock(type, normType.squares(), segment, from, count, 1.0, figures);
