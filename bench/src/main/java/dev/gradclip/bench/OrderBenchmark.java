@@ -156,7 +156,11 @@ public class OrderBenchmark {
         return Math.sqrt(sum + compensation);
     }
 
-    /** 4 accumulators of the preferred width with fma; blocks into the exact sum. */
+    /**
+     * 4 accumulators of the preferred width with fma; blocks into the exact sum. A copy of
+     * {@link #v01Norm}'s loop with two lines changed, not a flag: a flag choosing between vector
+     * expressions in the loop makes C2 box the vectors (bench/RESULTS.md).
+     */
     static double widthFmaNorm(TensorTable table, ExactSum exact) {
         exact.clear();
         for (int t = 0; t < table.size(); t++) {
