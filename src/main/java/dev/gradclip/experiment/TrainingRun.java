@@ -1,0 +1,173 @@
+package dev.gradclip.experiment;
+
+import dev.gradclip.experiment.AdditionProblem.Batch;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/** One training run, and the calibration runs that set the thresholds. */
+final class TrainingRun {
+
+    /** A run's initial weights, training batches and the length's test set come from separate streams. */
+    private static final int INIT_STREAM = 1;
+    private static final int DATA_STREAM = 2;
+    private static final int TEST_STREAM = 3;
+    /** Calibration seeds start here, far from the experiment's seeds 0, 1, 2, ... */
+    private static final int CALIBRATION_SEED = 1_000_000;
+
+    private TrainingRun() {}
+
+    /**
+     * The record of one run.
+     *
+     * @param loss the training batch's loss at each step taken
+     * @param gradNorm the global gradient norm before clipping at each step taken
+     * @param nonFiniteSteps steps skipped because the gradient norm was NaN or infinite
+     * @param stepsToSuccess the step at which the test error first fell below the threshold, or -1
+     * @param testMse the last test error measured
+     * @param diverged whether a parameter or the test error became non-finite, which ends the run
+     */
+    record Result(Strategy strategy, int length, int seed, Thresholds thresholds, float[] loss, double[] gradNorm,
+                  int nonFiniteSteps, int stepsToSuccess, double testMse, boolean diverged) {
+
+        boolean succeeded() {
+            return stepsToSuccess >= 0;
+        }
+
+        int steps() {
+            return loss.length;
+        }
+
+        /** Steps whose norm was non-finite or above ten times the clipping threshold. */
+        boolean exploded(int step) {
+            return !(gradNorm[step] <= 10 * thresholds.maxNorm());
+        }
+
+        int explodingSteps() {
+            int count = 0;
+            for (int step = 0; step < steps(); step++) {
+                count += exploded(step) ? 1 : 0;
+            }
+            return count;
+        }
+    }
+
+    /** The fixed test set of one length, shared by every run at that length. */
+    static List<Batch> testSet(Setup setup, int length) {
+        SplittableRandom rng = random(length, -1, TEST_STREAM);
+        List<Batch> batches = new ArrayList<>();
+        for (int n = 0; n < setup.testSequences(); n += setup.lanes()) {
+            batches.add(AdditionProblem.sample(length, setup.lanes(), rng));
+        }
+        return List.copyOf(batches);
+    }
+
+    /**
+     * The thresholds for one length, by Pascanu et al.'s advice to clip around the gradient norm
+     * typical of early training: {@code maxNorm} is the median global gradient norm, and
+     * {@code clipValue} the median largest |element|, over the first {@code calibrationSteps}
+     * steps of unclipped runs on calibration seeds. The median rather than the mean, so that one
+     * early explosion does not set the threshold.
+     */
+    static Thresholds calibrate(Setup setup, int length) {
+        int steps = setup.calibrationSteps();
+        double[] norms = new double[steps * setup.calibrationSeeds()];
+        double[] maxAbs = new double[norms.length];
+        int n = 0;
+        for (int c = 0; c < setup.calibrationSeeds(); c++) {
+            try (Arena arena = Arena.ofConfined()) {
+                Rnn rnn = newModel(setup, arena, length, CALIBRATION_SEED + c);
+                SplittableRandom data = random(length, CALIBRATION_SEED + c, DATA_STREAM);
+                Batch batch = new Batch(length, setup.lanes());
+                Strategy.Clip unclipped = Strategy.NONE.bind(rnn.gradients(), null);
+                for (int step = 0; step < steps; step++, n++) {
+                    AdditionProblem.fill(batch, data);
+                    rnn.lossAndGradients(batch);
+                    norms[n] = unclipped.apply();
+                    maxAbs[n] = largestAbs(rnn.gradients());
+                    if (Double.isFinite(norms[n])) {
+                        rnn.sgdStep(setup.learningRate());
+                    }
+                }
+            }
+        }
+        return new Thresholds(median(norms), median(maxAbs));
+    }
+
+    /** Trains one model with one strategy; deterministic in (strategy, length, seed) and the setup. */
+    static Result run(Setup setup, Strategy strategy, int length, int seed, Thresholds thresholds, List<Batch> testSet) {
+        try (Arena arena = Arena.ofConfined()) {
+            Rnn rnn = newModel(setup, arena, length, seed);
+            SplittableRandom data = random(length, seed, DATA_STREAM);
+            Batch batch = new Batch(length, setup.lanes());
+            Strategy.Clip clip = strategy.bind(rnn.gradients(), thresholds);
+            float[] loss = new float[setup.maxSteps()];
+            double[] norm = new double[setup.maxSteps()];
+            int nonFinite = 0;
+            int success = -1;
+            double testMse = Double.NaN;
+            boolean diverged = false;
+            int step = 0;
+            while (step < setup.maxSteps() && success < 0 && !diverged) {
+                AdditionProblem.fill(batch, data);
+                loss[step] = (float) rnn.lossAndGradients(batch);
+                norm[step] = clip.apply();
+                if (Double.isFinite(norm[step])) {
+                    rnn.sgdStep(setup.learningRate());
+                    diverged = !rnn.parametersFinite();
+                } else {
+                    nonFinite++;
+                }
+                step++;
+                if (step % setup.evalEvery() == 0 || step == setup.maxSteps()) {
+                    testMse = testMse(rnn, testSet);
+                    if (testMse < setup.successMse()) {
+                        success = step;
+                    }
+                    // The outputs overflow float32: every later gradient is non-finite and skipped.
+                    diverged |= !Double.isFinite(testMse);
+                }
+            }
+            return new Result(strategy, length, seed, thresholds, Arrays.copyOf(loss, step), Arrays.copyOf(norm, step),
+                    nonFinite, success, testMse, diverged);
+        }
+    }
+
+    private static Rnn newModel(Setup setup, Arena arena, int length, int seed) {
+        Rnn rnn = new Rnn(arena, setup.hidden(), setup.lanes());
+        rnn.initialize(random(length, seed, INIT_STREAM), setup.spectralRadius());
+        return rnn;
+    }
+
+    static double testMse(Rnn rnn, List<Batch> testSet) {
+        double sum = 0;
+        for (Batch batch : testSet) {
+            sum += rnn.loss(batch);
+        }
+        return sum / testSet.size();
+    }
+
+    private static SplittableRandom random(int length, int seed, int stream) {
+        return new SplittableRandom(((length * 1_000_003L) + seed) * 8 + stream);
+    }
+
+    private static double largestAbs(List<MemorySegment> grads) {
+        double max = 0;
+        for (MemorySegment g : grads) {
+            for (float v : g.toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT)) {
+                max = Math.max(max, Math.abs(v));
+            }
+        }
+        return max;
+    }
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        int mid = sorted.length / 2;
+        return sorted.length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+}
