@@ -29,7 +29,7 @@ import java.util.concurrent.Future;
  *
  * <p>Arguments: {@code --out=DIR}, {@code --full[=true|false]}, {@code --threads=N} (default: the
  * available processors). Writes into DIR: {@code steps.csv} (loss and global gradient norm per
- * step of every run), {@code runs.csv} (one line per run), {@code success-rates.md} (the table it
+ * step of every run, and the test error where it was measured), {@code runs.csv} (one line per run), {@code success-rates.md} (the table it
  * prints) and the plots. Runs are independent and seeded by (length, seed), so every file is the
  * same whatever the thread count or the order in which runs finish.
  */
@@ -204,11 +204,16 @@ public final class Experiment {
 
     private static void writeSteps(Path file, List<Result> results) throws IOException {
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file))) {
-            w.println("strategy,length,seed,step,loss,grad_norm,exploded");
+            w.println("strategy,length,seed,step,loss,grad_norm,exploded,test_mse");
             for (Result r : results) {
+                int evaluation = 0;
                 for (int step = 0; step < r.steps(); step++) {
-                    w.printf(Locale.ROOT, "%s,%d,%d,%d,%s,%s,%d%n", r.strategy().label(), r.length(), r.seed(), step + 1,
-                            r.loss()[step], r.gradNorm()[step], r.exploded(step) ? 1 : 0);
+                    String testMse = "";
+                    if (evaluation < r.evalSteps().length && r.evalSteps()[evaluation] == step + 1) {
+                        testMse = Double.toString(r.testCurve()[evaluation++]);
+                    }
+                    w.printf(Locale.ROOT, "%s,%d,%d,%d,%s,%s,%d,%s%n", r.strategy().label(), r.length(), r.seed(), step + 1,
+                            r.loss()[step], r.gradNorm()[step], r.exploded(step) ? 1 : 0, testMse);
                 }
             }
             checkWritten(w, file);

@@ -7,6 +7,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.BitmapEncoder.BitmapFormat;
 import org.knowm.xchart.VectorGraphicsEncoder;
 import org.knowm.xchart.VectorGraphicsEncoder.VectorGraphicsFormat;
@@ -14,7 +16,10 @@ import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.XYSeries.XYSeriesRenderStyle;
+import org.knowm.xchart.internal.chartpart.Chart;
+import org.knowm.xchart.style.Styler.LegendLayout;
 import org.knowm.xchart.style.Styler.LegendPosition;
+import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /** The experiment's plots, as PNG and SVG, with XChart (headless). */
@@ -23,6 +28,7 @@ final class Plots {
     private static final Color LOSS = new Color(0x1f77b4);
     private static final Color NORM = new Color(0xff7f0e);
     private static final Color EXPLODED = new Color(0xd62728);
+    private static final Color TEST = new Color(0x2ca02c);
 
     private Plots() {}
 
@@ -32,7 +38,7 @@ final class Plots {
      * longest length, seed 0, so that no run is picked for how it came out.
      */
     static void write(Path out, Setup setup, List<Result> results) throws IOException {
-        XYChart success = successRate(setup, results);
+        CategoryChart success = successRate(setup, results);
         save(success, out.resolve("success-rate"));
 
         int longest = setup.lengths().getLast();
@@ -41,27 +47,26 @@ final class Plots {
             Result run = results.stream()
                     .filter(r -> r.strategy() == strategy && r.length() == longest && r.seed() == 0)
                     .findFirst().orElseThrow();
-            XYChart chart = curves(run);
+            XYChart chart = curves(run, setup.successMse());
             save(chart, out.resolve("curves-" + strategy.label()));
             curves.add(chart);
         }
         BitmapEncoder.saveBitmap(curves, 2, 2, out.resolve("curves.png").toString(), BitmapFormat.PNG);
     }
 
-    private static XYChart successRate(Setup setup, List<Result> results) {
-        XYChart chart = new XYChartBuilder().width(720).height(480)
-                .title("Addition problem: success rate of " + setup.seeds() + " seeds")
+    /** Grouped bars rather than lines, because strategies with equal rates would hide each other's lines. */
+    private static CategoryChart successRate(Setup setup, List<Result> results) {
+        CategoryChart chart = new CategoryChartBuilder().width(720).height(480)
+                .title("Addition problem: share of " + setup.seeds() + " seeds reaching test MSE < " + setup.successMse())
                 .xAxisTitle("sequence length T").yAxisTitle("success rate").build();
         chart.getStyler().setLegendPosition(LegendPosition.InsideNE);
         chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0);
-        chart.getStyler().setMarkerSize(8);
-        double[] lengths = setup.lengths().stream().mapToDouble(Integer::doubleValue).toArray();
+        List<String> lengths = setup.lengths().stream().map(t -> "T=" + t).toList();
         for (Strategy strategy : Strategy.values()) {
-            double[] rate = new double[lengths.length];
-            for (int k = 0; k < lengths.length; k++) {
-                int length = setup.lengths().get(k);
-                rate[k] = results.stream().filter(r -> r.strategy() == strategy && r.length() == length)
-                        .mapToDouble(r -> r.succeeded() ? 1 : 0).average().orElse(0);
+            List<Double> rate = new ArrayList<>();
+            for (int length : setup.lengths()) {
+                rate.add(results.stream().filter(r -> r.strategy() == strategy && r.length() == length)
+                        .mapToDouble(r -> r.succeeded() ? 1 : 0).average().orElse(0));
             }
             chart.addSeries(strategy.label(), lengths, rate);
         }
@@ -69,16 +74,20 @@ final class Plots {
     }
 
     /**
-     * Loss and global gradient norm per step on a log scale. Exploding steps (norm above ten times
+     * Loss and global gradient norm per step on a log scale, with the test error and the success
+     * threshold. Exploding steps (norm above ten times
      * the threshold, or non-finite) are marked on the norm; a non-finite one at the top of the plot.
      */
-    private static XYChart curves(Result run) {
-        XYChart chart = new XYChartBuilder().width(720).height(480)
+    private static XYChart curves(Result run, double successMse) {
+        XYChart chart = new XYChartBuilder().width(720).height(520)
                 .title(String.format("%s clipping, T=%d, seed %d: %s", run.strategy().label(), run.length(), run.seed(),
                         run.succeeded() ? "success at step " + run.stepsToSuccess() : run.diverged() ? "diverged" : "failed"))
-                .xAxisTitle("step").yAxisTitle("log scale").build();
+                .xAxisTitle("step").yAxisTitle("log scale; grad norm before clipping").build();
         chart.getStyler().setYAxisLogarithmic(true);
-        chart.getStyler().setLegendPosition(LegendPosition.InsideNE);
+        chart.getStyler().setLegendPosition(LegendPosition.OutsideS);
+        chart.getStyler().setLegendLayout(LegendLayout.Horizontal);
+        chart.getStyler().setLegendFont(chart.getStyler().getLegendFont().deriveFont(10f));
+        chart.getStyler().setXAxisDecimalPattern("#");
         chart.getStyler().setMarkerSize(5);
 
         double top = 0;
@@ -111,10 +120,28 @@ final class Plots {
                 explodedNorms.add(Double.isFinite(n) ? n : top);
             }
         }
-        line(chart.addSeries("training loss", steps, loss), LOSS);
-        line(chart.addSeries("global grad norm (before clipping)", normSteps, norms), NORM);
+        line(chart.addSeries("batch loss", steps, loss), LOSS);
+        List<Double> evalSteps = new ArrayList<>();
+        List<Double> testMse = new ArrayList<>();
+        for (int k = 0; k < run.evalSteps().length; k++) {
+            if (Double.isFinite(run.testCurve()[k]) && run.testCurve()[k] > 0) {
+                evalSteps.add((double) run.evalSteps()[k]);
+                testMse.add(run.testCurve()[k]);
+            }
+        }
+        XYSeries test = chart.addSeries("test MSE", evalSteps, testMse);
+        test.setMarker(SeriesMarkers.DIAMOND);
+        test.setLineColor(TEST);
+        test.setMarkerColor(TEST);
+        test.setLineWidth(2f);
+        XYSeries target = chart.addSeries("success", List.of(1.0, (double) run.steps()),
+                List.of(successMse, successMse));
+        target.setMarker(SeriesMarkers.NONE);
+        target.setLineColor(Color.BLACK);
+        target.setLineStyle(SeriesLines.DASH_DASH);
+        line(chart.addSeries("grad norm", normSteps, norms), NORM);
         if (!explodedSteps.isEmpty()) {
-            XYSeries marks = chart.addSeries("exploding: norm > 10 x maxNorm or non-finite", explodedSteps, explodedNorms);
+            XYSeries marks = chart.addSeries("exploding (> 10 maxNorm)", explodedSteps, explodedNorms);
             marks.setXYSeriesRenderStyle(XYSeriesRenderStyle.Scatter);
             marks.setMarker(SeriesMarkers.CIRCLE);
             marks.setMarkerColor(EXPLODED);
@@ -128,7 +155,7 @@ final class Plots {
         series.setLineWidth(1f);
     }
 
-    private static void save(XYChart chart, Path pathWithoutExtension) throws IOException {
+    private static void save(Chart<?, ?> chart, Path pathWithoutExtension) throws IOException {
         BitmapEncoder.saveBitmap(chart, pathWithoutExtension + ".png", BitmapFormat.PNG);
         VectorGraphicsEncoder.saveVectorGraphic(chart, pathWithoutExtension + ".svg", VectorGraphicsFormat.SVG);
     }

@@ -26,12 +26,18 @@ final class TrainingRun {
      * @param loss the training batch's loss at each step taken
      * @param gradNorm the global gradient norm before clipping at each step taken
      * @param nonFiniteSteps steps skipped because the gradient norm was NaN or infinite
+     * @param evalSteps the steps after which the test error was measured
+     * @param testCurve the test error measured after each of those steps
      * @param stepsToSuccess the step at which the test error first fell below the threshold, or -1
-     * @param testMse the last test error measured
      * @param diverged whether a parameter or the test error became non-finite, which ends the run
      */
     record Result(Strategy strategy, int length, int seed, Thresholds thresholds, float[] loss, double[] gradNorm,
-                  int nonFiniteSteps, int stepsToSuccess, double testMse, boolean diverged) {
+                  int[] evalSteps, double[] testCurve, int nonFiniteSteps, int stepsToSuccess, boolean diverged) {
+
+        /** The last test error measured. */
+        double testMse() {
+            return testCurve[testCurve.length - 1];
+        }
 
         boolean succeeded() {
             return stepsToSuccess >= 0;
@@ -106,9 +112,11 @@ final class TrainingRun {
             Strategy.Clip clip = strategy.bind(rnn.gradients(), thresholds);
             float[] loss = new float[setup.maxSteps()];
             double[] norm = new double[setup.maxSteps()];
+            int evaluations = 0;
+            int[] evalSteps = new int[setup.maxSteps() / setup.evalEvery() + 1];
+            double[] testCurve = new double[evalSteps.length];
             int nonFinite = 0;
             int success = -1;
-            double testMse = Double.NaN;
             boolean diverged = false;
             int step = 0;
             while (step < setup.maxSteps() && success < 0 && !diverged) {
@@ -122,8 +130,10 @@ final class TrainingRun {
                     nonFinite++;
                 }
                 step++;
-                if (step % setup.evalEvery() == 0 || step == setup.maxSteps()) {
-                    testMse = testMse(rnn, testSet);
+                if (step % setup.evalEvery() == 0 || step == setup.maxSteps() || diverged) {
+                    double testMse = testMse(rnn, testSet);
+                    evalSteps[evaluations] = step;
+                    testCurve[evaluations++] = testMse;
                     if (testMse < setup.successMse()) {
                         success = step;
                     }
@@ -132,7 +142,7 @@ final class TrainingRun {
                 }
             }
             return new Result(strategy, length, seed, thresholds, Arrays.copyOf(loss, step), Arrays.copyOf(norm, step),
-                    nonFinite, success, testMse, diverged);
+                    Arrays.copyOf(evalSteps, evaluations), Arrays.copyOf(testCurve, evaluations), nonFinite, success, diverged);
         }
     }
 
