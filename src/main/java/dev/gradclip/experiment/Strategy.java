@@ -12,7 +12,8 @@ enum Strategy {
     /** Plain SGD. */
     NONE("none") {
         @Override
-        Clip bind(List<MemorySegment> grads, Thresholds thresholds) {
+        Clip bind(Rnn model, Thresholds thresholds) {
+            List<MemorySegment> grads = model.gradients();
             return () -> GradClip.totalNorm(grads);
         }
     },
@@ -20,7 +21,8 @@ enum Strategy {
     /** Every element clamped to [-clipValue, clipValue], as torch's clip_grad_value_: bends the direction. */
     VALUE("value") {
         @Override
-        Clip bind(List<MemorySegment> grads, Thresholds thresholds) {
+        Clip bind(Rnn model, Thresholds thresholds) {
+            List<MemorySegment> grads = model.gradients();
             float bound = (float) thresholds.clipValue();
             return () -> {
                 double norm = GradClip.totalNorm(grads);
@@ -40,7 +42,8 @@ enum Strategy {
     /** Each tensor clipped to maxNorm on its own (the bug of seed 001): bends the direction across tensors. */
     PER_TENSOR("per-tensor") {
         @Override
-        Clip bind(List<MemorySegment> grads, Thresholds thresholds) {
+        Clip bind(Rnn model, Thresholds thresholds) {
+            List<MemorySegment> grads = model.gradients();
             List<List<MemorySegment>> tensors = grads.stream().map(List::of).toList();
             return () -> {
                 double norm = GradClip.totalNorm(grads);
@@ -57,7 +60,8 @@ enum Strategy {
     /** One norm over all tensors, one common coefficient: keeps the direction. */
     GLOBAL("global") {
         @Override
-        Clip bind(List<MemorySegment> grads, Thresholds thresholds) {
+        Clip bind(Rnn model, Thresholds thresholds) {
+            List<MemorySegment> grads = model.gradients();
             return () -> GradClip.clipGradNorm(grads, thresholds.maxNorm());
         }
     };
@@ -74,7 +78,7 @@ enum Strategy {
     }
 
     /** This strategy's clip step for one model's gradients. */
-    abstract Clip bind(List<MemorySegment> grads, Thresholds thresholds);
+    abstract Clip bind(Rnn model, Thresholds thresholds);
 
     /** One step's gradient treatment, bound to a model's gradient segments. */
     @FunctionalInterface

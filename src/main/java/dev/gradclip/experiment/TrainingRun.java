@@ -88,7 +88,7 @@ final class TrainingRun {
                 Rnn rnn = newModel(setup, arena, length, CALIBRATION_SEED + c);
                 SplittableRandom data = random(length, CALIBRATION_SEED + c, DATA_STREAM);
                 Batch batch = new Batch(length, setup.lanes());
-                Strategy.Clip unclipped = Strategy.NONE.bind(rnn.gradients(), null);
+                Strategy.Clip unclipped = Strategy.NONE.bind(rnn, null);
                 for (int step = 0; step < steps; step++, n++) {
                     AdditionProblem.fill(batch, data);
                     rnn.lossAndGradients(batch);
@@ -109,7 +109,7 @@ final class TrainingRun {
             Rnn rnn = newModel(setup, arena, length, seed);
             SplittableRandom data = random(length, seed, DATA_STREAM);
             Batch batch = new Batch(length, setup.lanes());
-            Strategy.Clip clip = strategy.bind(rnn.gradients(), thresholds);
+            Strategy.Clip clip = strategy.bind(rnn, thresholds);
             float[] loss = new float[setup.maxSteps()];
             double[] norm = new double[setup.maxSteps()];
             int evaluations = 0;
