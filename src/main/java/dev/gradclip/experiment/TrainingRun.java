@@ -1,5 +1,7 @@
 package dev.gradclip.experiment;
 
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+
 import dev.gradclip.experiment.AdditionProblem.Batch;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -167,7 +169,7 @@ final class TrainingRun {
     private static double largestAbs(List<MemorySegment> grads) {
         double max = 0;
         for (MemorySegment g : grads) {
-            for (float v : g.toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT)) {
+            for (float v : g.toArray(JAVA_FLOAT)) {
                 max = Math.max(max, Math.abs(v));
             }
         }
