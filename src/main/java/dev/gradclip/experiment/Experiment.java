@@ -1,6 +1,7 @@
 package dev.gradclip.experiment;
 
 import dev.gradclip.experiment.AdditionProblem.Batch;
+import dev.gradclip.experiment.Setup.Condition;
 import dev.gradclip.experiment.TrainingRun.Result;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -20,7 +21,7 @@ import java.util.concurrent.Future;
 
 /**
  * The RNN experiment of issue 11: a vanilla tanh RNN on the addition problem, trained with each
- * {@link Strategy} on the same seeds and data, at several sequence lengths.
+ * {@link Strategy} on the same seeds and data, at several sequence lengths and learning rates.
  *
  * <pre>
  *   ./mvnw -q compile exec:exec@rnn -Dout=rnn-out               quick version, a minute or two
@@ -55,13 +56,16 @@ public final class Experiment {
                         + "; expected --out=DIR, --full[=true|false], --threads=N");
             }
         }
-        Setup setup = full ? Setup.full() : Setup.quick();
-        Files.createDirectories(out);
-        System.out.println(describe(setup, full, threads, out));
+        run(full ? Setup.full() : Setup.quick(), full ? "full" : "quick; -Dfull=true for the full one", out, threads);
+    }
 
+    /** Runs every strategy on every condition and seed of {@code setup}; writes the files into {@code out}. */
+    static void run(Setup setup, String name, Path out, int threads) throws Exception {
+        Files.createDirectories(out);
+        System.out.println(describe(setup, name, threads, out));
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         try {
-            Map<Integer, Thresholds> thresholds = calibrate(setup, pool);
+            Map<Condition, Thresholds> thresholds = calibrate(setup, pool);
             List<Result> results = runAll(setup, thresholds, pool);
             String table = successTable(setup, thresholds, results);
             System.out.println();
@@ -76,35 +80,36 @@ public final class Experiment {
         }
     }
 
-    private static String describe(Setup setup, boolean full, int threads, Path out) {
+    private static String describe(Setup setup, String name, int threads, Path out) {
         return String.format(Locale.ROOT,
-                "RNN experiment (%s): addition problem, lengths %s, %d seeds, 4 strategies = %d runs on %d threads%n"
-                        + "  tanh RNN with %d hidden units, SGD lr %s, batch %d, initial spectral radius %s%n"
+                "RNN experiment (%s): addition problem, lengths %s, learning rates %s, %d seeds, 4 strategies"
+                        + " = %d runs on %d threads%n"
+                        + "  tanh RNN with %d hidden units, SGD with batch %d, initial spectral radius %s%n"
                         + "  success: test MSE < %s (predicting the mean gives 0.167) within %,d steps, tested every %d steps%n"
                         + "  output: %s",
-                full ? "full" : "quick; --full for the full one", setup.lengths(), setup.seeds(),
-                4 * setup.lengths().size() * setup.seeds(), threads, setup.hidden(), setup.learningRate(),
-                setup.lanes(), setup.spectralRadius(), setup.successMse(), setup.maxSteps(), setup.evalEvery(),
-                out.toAbsolutePath());
+                name, setup.lengths(), setup.learningRates(),
+                setup.seeds(), 4 * setup.conditions().size() * setup.seeds(), threads, setup.hidden(), setup.lanes(),
+                setup.spectralRadius(), setup.successMse(), setup.maxSteps(), setup.evalEvery(), out.toAbsolutePath());
     }
 
-    private static Map<Integer, Thresholds> calibrate(Setup setup, ExecutorService pool) throws Exception {
-        Map<Integer, Future<Thresholds>> futures = new LinkedHashMap<>();
-        for (int length : setup.lengths()) {
-            futures.put(length, pool.submit(() -> TrainingRun.calibrate(setup, length)));
+    private static Map<Condition, Thresholds> calibrate(Setup setup, ExecutorService pool) throws Exception {
+        Map<Condition, Future<Thresholds>> futures = new LinkedHashMap<>();
+        for (Condition condition : setup.conditions()) {
+            futures.put(condition, pool.submit(() -> TrainingRun.calibrate(setup, condition)));
         }
-        Map<Integer, Thresholds> thresholds = new LinkedHashMap<>();
+        Map<Condition, Thresholds> thresholds = new LinkedHashMap<>();
         System.out.println("thresholds (medians over the first " + setup.calibrationSteps() + " unclipped steps of "
                 + setup.calibrationSeeds() + " calibration seeds):");
         for (var entry : futures.entrySet()) {
             Thresholds t = entry.getValue().get();
             thresholds.put(entry.getKey(), t);
-            System.out.printf(Locale.ROOT, "  T=%-4d maxNorm %.4g   clipValue %.4g%n", entry.getKey(), t.maxNorm(), t.clipValue());
+            System.out.printf(Locale.ROOT, "  %-14s maxNorm %.4g   clipValue %.4g%n", entry.getKey().label(), t.maxNorm(),
+                    t.clipValue());
         }
         return thresholds;
     }
 
-    private static List<Result> runAll(Setup setup, Map<Integer, Thresholds> thresholds, ExecutorService pool)
+    private static List<Result> runAll(Setup setup, Map<Condition, Thresholds> thresholds, ExecutorService pool)
             throws InterruptedException, ExecutionException {
         Map<Integer, List<Batch>> testSets = new LinkedHashMap<>();
         for (int length : setup.lengths()) {
@@ -112,15 +117,17 @@ public final class Experiment {
         }
         ExecutorCompletionService<Result> completion = new ExecutorCompletionService<>(pool);
         // Longest sequences first, so that the last runs to finish are short ones and no core idles long.
-        List<Integer> longestFirst = setup.lengths().stream().sorted(Comparator.reverseOrder()).toList();
+        List<Condition> longestFirst = setup.conditions().stream()
+                .sorted(Comparator.comparing(Condition::length).reversed()).toList();
         long totalWork = 0;
         int runs = 0;
-        for (int length : longestFirst) {
+        for (Condition condition : longestFirst) {
             for (int seed = 0; seed < setup.seeds(); seed++) {
                 for (Strategy strategy : Strategy.values()) {
                     int s = seed;
-                    completion.submit(() -> TrainingRun.run(setup, strategy, length, s, thresholds.get(length), testSets.get(length)));
-                    totalWork += length;
+                    completion.submit(() -> TrainingRun.run(setup, strategy, condition, s, thresholds.get(condition),
+                            testSets.get(condition.length())));
+                    totalWork += condition.length();
                     runs++;
                 }
             }
@@ -135,11 +142,14 @@ public final class Experiment {
             doneWork += r.length();
             double elapsed = (System.nanoTime() - start) / 1e9;
             double eta = elapsed * (totalWork - doneWork) / doneWork;
-            System.out.printf(Locale.ROOT, "[%3d/%d] %-10s T=%-4d seed %-2d %-34s %5d non-finite  elapsed %s  ETA %s%n",
-                    done, runs, r.strategy().label(), r.length(), r.seed(), outcome(r), r.nonFiniteSteps(),
+            System.out.printf(Locale.ROOT, "[%3d/%d] %-10s %-14s seed %-2d %-30s %5d non-finite  elapsed %s  ETA %s%n",
+                    done, runs, r.strategy().label(), r.condition().label(), r.seed(), outcome(r), r.nonFiniteSteps(),
                     minutes(elapsed), minutes(eta));
         }
-        results.sort(Comparator.comparing(Result::strategy).thenComparing(Result::length).thenComparing(Result::seed));
+        List<Condition> order = setup.conditions();
+        results.sort(Comparator.comparing(Result::strategy)
+                .thenComparing(r -> order.indexOf(r.condition()))
+                .thenComparing(Result::seed));
         return results;
     }
 
@@ -155,22 +165,18 @@ public final class Experiment {
         return String.format(Locale.ROOT, "%dm%02ds", s / 60, s % 60);
     }
 
-    /** Successes out of seeds per strategy and length, with the median steps to success. */
-    static String successTable(Setup setup, Map<Integer, Thresholds> thresholds, List<Result> results) {
+    /** Successes out of seeds per strategy and condition, with the median steps to success. */
+    static String successTable(Setup setup, Map<Condition, Thresholds> thresholds, List<Result> results) {
         StringBuilder md = new StringBuilder();
-        md.append("Success rate (runs reaching test MSE < ").append(setup.successMse()).append(" within ")
+        md.append("Successes (test MSE < ").append(setup.successMse()).append(" within ")
                 .append(String.format(Locale.ROOT, "%,d", setup.maxSteps()))
-                .append(" steps) and median steps to success, by strategy and sequence length T:\n\n");
-        md.append("| strategy |");
-        setup.lengths().forEach(t -> md.append(" T=").append(t).append(" |"));
-        md.append("\n|---|");
-        setup.lengths().forEach(t -> md.append("---|"));
-        md.append('\n');
+                .append(" steps) out of ").append(setup.seeds())
+                .append(" seeds, and the median steps to success, by strategy, sequence length T and learning rate:\n\n");
+        header(md, setup);
         for (Strategy strategy : Strategy.values()) {
             md.append("| ").append(strategy.label()).append(" |");
-            for (int length : setup.lengths()) {
-                List<Result> cell = results.stream()
-                        .filter(r -> r.strategy() == strategy && r.length() == length).toList();
+            for (Condition condition : setup.conditions()) {
+                List<Result> cell = cell(results, strategy, condition);
                 int[] steps = cell.stream().filter(Result::succeeded).mapToInt(Result::stepsToSuccess).sorted().toArray();
                 md.append(' ').append(steps.length).append('/').append(cell.size());
                 if (steps.length > 0) {
@@ -180,31 +186,43 @@ public final class Experiment {
             }
             md.append('\n');
         }
-        md.append("\nNon-finite (skipped) steps, summed over seeds:\n\n| strategy |");
-        setup.lengths().forEach(t -> md.append(" T=").append(t).append(" |"));
-        md.append("\n|---|");
-        setup.lengths().forEach(t -> md.append("---|"));
-        md.append('\n');
+        md.append("\nRuns with non-finite (skipped) steps or diverged parameters, and exploding steps"
+                + " (global norm > 10 maxNorm) summed over seeds:\n\n");
+        header(md, setup);
         for (Strategy strategy : Strategy.values()) {
             md.append("| ").append(strategy.label()).append(" |");
-            for (int length : setup.lengths()) {
-                int nonFinite = results.stream().filter(r -> r.strategy() == strategy && r.length() == length)
-                        .mapToInt(Result::nonFiniteSteps).sum();
-                md.append(' ').append(nonFinite).append(" |");
+            for (Condition condition : setup.conditions()) {
+                List<Result> cell = cell(results, strategy, condition);
+                long broken = cell.stream().filter(r -> r.nonFiniteSteps() > 0 || r.diverged()).count();
+                int exploding = cell.stream().mapToInt(Result::explodingSteps).sum();
+                md.append(' ').append(broken).append(" runs, ").append(exploding).append(" steps |");
             }
             md.append('\n');
         }
         md.append("\nThresholds (median over the first ").append(setup.calibrationSteps())
                 .append(" unclipped steps of ").append(setup.calibrationSeeds())
                 .append(" calibration seeds): maxNorm for global and per-tensor clipping, clipValue for value clipping.\n\n");
-        md.append("| T | maxNorm | clipValue |\n|---|---|---|\n");
-        thresholds.forEach((t, th) -> md.append(String.format(Locale.ROOT, "| %d | %.4g | %.4g |%n", t, th.maxNorm(), th.clipValue())));
+        md.append("| condition | maxNorm | clipValue |\n|---|---|---|\n");
+        thresholds.forEach((c, th) -> md.append(String.format(Locale.ROOT, "| %s | %.4g | %.4g |%n", c.label(), th.maxNorm(),
+                th.clipValue())));
         return md.toString();
+    }
+
+    private static void header(StringBuilder md, Setup setup) {
+        md.append("| strategy |");
+        setup.conditions().forEach(c -> md.append(' ').append(c.label()).append(" |"));
+        md.append("\n|---|");
+        setup.conditions().forEach(c -> md.append("---|"));
+        md.append('\n');
+    }
+
+    private static List<Result> cell(List<Result> results, Strategy strategy, Condition condition) {
+        return results.stream().filter(r -> r.strategy() == strategy && r.condition().equals(condition)).toList();
     }
 
     private static void writeSteps(Path file, List<Result> results) throws IOException {
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file))) {
-            w.println("strategy,length,seed,step,loss,grad_norm,exploded,test_mse");
+            w.println("strategy,learning_rate,length,seed,step,loss,grad_norm,exploded,test_mse");
             for (Result r : results) {
                 int evaluation = 0;
                 for (int step = 0; step < r.steps(); step++) {
@@ -212,7 +230,8 @@ public final class Experiment {
                     if (evaluation < r.evalSteps().length && r.evalSteps()[evaluation] == step + 1) {
                         testMse = Double.toString(r.testCurve()[evaluation++]);
                     }
-                    w.printf(Locale.ROOT, "%s,%d,%d,%d,%s,%s,%d,%s%n", r.strategy().label(), r.length(), r.seed(), step + 1,
+                    w.printf(Locale.ROOT, "%s,%s,%d,%d,%d,%s,%s,%d,%s%n", r.strategy().label(),
+                            r.condition().learningRate(), r.length(), r.seed(), step + 1,
                             r.loss()[step], r.gradNorm()[step], r.exploded(step) ? 1 : 0, testMse);
                 }
             }
@@ -229,10 +248,11 @@ public final class Experiment {
 
     private static void writeRuns(Path file, List<Result> results) throws IOException {
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file))) {
-            w.println("strategy,length,seed,max_norm,clip_value,steps,steps_to_success,final_test_mse,"
+            w.println("strategy,learning_rate,length,seed,max_norm,clip_value,steps,steps_to_success,final_test_mse,"
                     + "non_finite_steps,exploding_steps,diverged");
             for (Result r : results) {
-                w.printf(Locale.ROOT, "%s,%d,%d,%s,%s,%d,%d,%s,%d,%d,%b%n", r.strategy().label(), r.length(), r.seed(),
+                w.printf(Locale.ROOT, "%s,%s,%d,%d,%s,%s,%d,%d,%s,%d,%d,%b%n", r.strategy().label(),
+                        r.condition().learningRate(), r.length(), r.seed(),
                         r.thresholds().maxNorm(), r.thresholds().clipValue(), r.steps(), r.stepsToSuccess(), r.testMse(),
                         r.nonFiniteSteps(), r.explodingSteps(), r.diverged());
             }

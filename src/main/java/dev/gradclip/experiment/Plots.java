@@ -1,5 +1,6 @@
 package dev.gradclip.experiment;
 
+import dev.gradclip.experiment.Setup.Condition;
 import dev.gradclip.experiment.TrainingRun.Result;
 import java.awt.Color;
 import java.io.IOException;
@@ -16,7 +17,6 @@ import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.XYSeries.XYSeriesRenderStyle;
-import org.knowm.xchart.internal.chartpart.Chart;
 import org.knowm.xchart.style.Styler.LegendLayout;
 import org.knowm.xchart.style.Styler.LegendPosition;
 import org.knowm.xchart.style.lines.SeriesLines;
@@ -33,42 +33,45 @@ final class Plots {
     private Plots() {}
 
     /**
-     * Writes {@code success-rate.png/.svg} and, for one run per strategy, {@code curves-STRATEGY.png/.svg}
-     * plus all four in {@code curves.png}. The runs shown are fixed before the experiment: the
-     * longest length, seed 0, so that no run is picked for how it came out.
+     * Writes {@code success-rate.png/.svg} and, for each learning rate, one run per strategy in
+     * {@code curves-lr<rate>.png}. The runs shown are fixed before the experiment: the longest
+     * length, seed 0, so that no run is picked for how it came out. The curves have thousands of
+     * points, which make multi-megabyte SVGs, so they are PNG only.
      */
     static void write(Path out, Setup setup, List<Result> results) throws IOException {
         CategoryChart success = successRate(setup, results);
-        save(success, out.resolve("success-rate"));
+        BitmapEncoder.saveBitmap(success, out.resolve("success-rate.png").toString(), BitmapFormat.PNG);
+        VectorGraphicsEncoder.saveVectorGraphic(success, out.resolve("success-rate.svg").toString(), VectorGraphicsFormat.SVG);
 
         int longest = setup.lengths().getLast();
-        List<XYChart> curves = new ArrayList<>();
-        for (Strategy strategy : Strategy.values()) {
-            Result run = results.stream()
-                    .filter(r -> r.strategy() == strategy && r.length() == longest && r.seed() == 0)
-                    .findFirst().orElseThrow();
-            XYChart chart = curves(run, setup.successMse());
-            save(chart, out.resolve("curves-" + strategy.label()));
-            curves.add(chart);
+        for (double lr : setup.learningRates()) {
+            Condition shown = new Condition(lr, longest);
+            List<XYChart> curves = new ArrayList<>();
+            for (Strategy strategy : Strategy.values()) {
+                Result run = results.stream()
+                        .filter(r -> r.strategy() == strategy && r.condition().equals(shown) && r.seed() == 0)
+                        .findFirst().orElseThrow();
+                curves.add(curves(run, setup.successMse()));
+            }
+            BitmapEncoder.saveBitmap(curves, 2, 2, out.resolve("curves-lr" + lr + ".png").toString(), BitmapFormat.PNG);
         }
-        BitmapEncoder.saveBitmap(curves, 2, 2, out.resolve("curves.png").toString(), BitmapFormat.PNG);
     }
 
     /** Grouped bars rather than lines, because strategies with equal rates would hide each other's lines. */
     private static CategoryChart successRate(Setup setup, List<Result> results) {
-        CategoryChart chart = new CategoryChartBuilder().width(720).height(480)
+        CategoryChart chart = new CategoryChartBuilder().width(960).height(480)
                 .title("Addition problem: share of " + setup.seeds() + " seeds reaching test MSE < " + setup.successMse())
-                .xAxisTitle("sequence length T").yAxisTitle("success rate").build();
+                .xAxisTitle("sequence length T and SGD learning rate").yAxisTitle("success rate").build();
         chart.getStyler().setLegendPosition(LegendPosition.InsideNE);
         chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0);
-        List<String> lengths = setup.lengths().stream().map(t -> "T=" + t).toList();
+        List<String> conditions = setup.conditions().stream().map(Condition::label).toList();
         for (Strategy strategy : Strategy.values()) {
             List<Double> rate = new ArrayList<>();
-            for (int length : setup.lengths()) {
-                rate.add(results.stream().filter(r -> r.strategy() == strategy && r.length() == length)
+            for (Condition condition : setup.conditions()) {
+                rate.add(results.stream().filter(r -> r.strategy() == strategy && r.condition().equals(condition))
                         .mapToDouble(r -> r.succeeded() ? 1 : 0).average().orElse(0));
             }
-            chart.addSeries(strategy.label(), lengths, rate);
+            chart.addSeries(strategy.label(), conditions, rate);
         }
         return chart;
     }
@@ -80,7 +83,7 @@ final class Plots {
      */
     private static XYChart curves(Result run, double successMse) {
         XYChart chart = new XYChartBuilder().width(720).height(520)
-                .title(String.format("%s clipping, T=%d, seed %d: %s", run.strategy().label(), run.length(), run.seed(),
+                .title(String.format("%s clipping, %s, seed %d: %s", run.strategy().label(), run.condition().label(), run.seed(),
                         run.succeeded() ? "success at step " + run.stepsToSuccess() : run.diverged() ? "diverged" : "failed"))
                 .xAxisTitle("step").yAxisTitle("log scale; grad norm before clipping").build();
         chart.getStyler().setYAxisLogarithmic(true);
@@ -153,10 +156,5 @@ final class Plots {
         series.setMarker(SeriesMarkers.NONE);
         series.setLineColor(color);
         series.setLineWidth(1f);
-    }
-
-    private static void save(Chart<?, ?> chart, Path pathWithoutExtension) throws IOException {
-        BitmapEncoder.saveBitmap(chart, pathWithoutExtension + ".png", BitmapFormat.PNG);
-        VectorGraphicsEncoder.saveVectorGraphic(chart, pathWithoutExtension + ".svg", VectorGraphicsFormat.SVG);
     }
 }

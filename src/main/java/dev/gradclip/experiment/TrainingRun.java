@@ -3,6 +3,7 @@ package dev.gradclip.experiment;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
 import dev.gradclip.experiment.AdditionProblem.Batch;
+import dev.gradclip.experiment.Setup.Condition;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -33,8 +34,12 @@ final class TrainingRun {
      * @param stepsToSuccess the step at which the test error first fell below the threshold, or -1
      * @param diverged whether a parameter or the test error became non-finite, which ends the run
      */
-    record Result(Strategy strategy, int length, int seed, Thresholds thresholds, float[] loss, double[] gradNorm,
+    record Result(Strategy strategy, Condition condition, int seed, Thresholds thresholds, float[] loss, double[] gradNorm,
                   int[] evalSteps, double[] testCurve, int nonFiniteSteps, int stepsToSuccess, boolean diverged) {
+
+        int length() {
+            return condition.length();
+        }
 
         /** The last test error measured. */
         double testMse() {
@@ -74,13 +79,14 @@ final class TrainingRun {
     }
 
     /**
-     * The thresholds for one length, by Pascanu et al.'s advice to clip around the gradient norm
+     * The thresholds for one condition, by Pascanu et al.'s advice to clip around the gradient norm
      * typical of early training: {@code maxNorm} is the median global gradient norm, and
      * {@code clipValue} the median largest |element|, over the first {@code calibrationSteps}
      * steps of unclipped runs on calibration seeds. The median rather than the mean, so that one
      * early explosion does not set the threshold.
      */
-    static Thresholds calibrate(Setup setup, int length) {
+    static Thresholds calibrate(Setup setup, Condition condition) {
+        int length = condition.length();
         int steps = setup.calibrationSteps();
         double[] norms = new double[steps * setup.calibrationSeeds()];
         double[] maxAbs = new double[norms.length];
@@ -97,7 +103,7 @@ final class TrainingRun {
                     norms[n] = unclipped.apply();
                     maxAbs[n] = largestAbs(rnn.gradients());
                     if (Double.isFinite(norms[n])) {
-                        rnn.sgdStep(setup.learningRate());
+                        rnn.sgdStep(condition.learningRate());
                     }
                 }
             }
@@ -105,8 +111,10 @@ final class TrainingRun {
         return new Thresholds(median(norms), median(maxAbs));
     }
 
-    /** Trains one model with one strategy; deterministic in (strategy, length, seed) and the setup. */
-    static Result run(Setup setup, Strategy strategy, int length, int seed, Thresholds thresholds, List<Batch> testSet) {
+    /** Trains one model with one strategy; deterministic in (strategy, condition, seed) and the setup. */
+    static Result run(Setup setup, Strategy strategy, Condition condition, int seed, Thresholds thresholds,
+                      List<Batch> testSet) {
+        int length = condition.length();
         try (Arena arena = Arena.ofConfined()) {
             Rnn rnn = newModel(setup, arena, length, seed);
             SplittableRandom data = random(length, seed, DATA_STREAM);
@@ -126,7 +134,7 @@ final class TrainingRun {
                 loss[step] = (float) rnn.lossAndGradients(batch);
                 norm[step] = clip.apply();
                 if (Double.isFinite(norm[step])) {
-                    rnn.sgdStep(setup.learningRate());
+                    rnn.sgdStep(condition.learningRate());
                     diverged = !rnn.parametersFinite();
                 } else {
                     nonFinite++;
@@ -143,7 +151,7 @@ final class TrainingRun {
                     diverged |= !Double.isFinite(testMse);
                 }
             }
-            return new Result(strategy, length, seed, thresholds, Arrays.copyOf(loss, step), Arrays.copyOf(norm, step),
+            return new Result(strategy, condition, seed, thresholds, Arrays.copyOf(loss, step), Arrays.copyOf(norm, step),
                     Arrays.copyOf(evalSteps, evaluations), Arrays.copyOf(testCurve, evaluations), nonFinite, success, diverged);
         }
     }
