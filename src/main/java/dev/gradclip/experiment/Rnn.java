@@ -2,6 +2,8 @@ package dev.gradclip.experiment;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
+import dev.gradclip.DType;
+import dev.gradclip.Gradients;
 import dev.gradclip.experiment.AdditionProblem.Batch;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -49,6 +51,7 @@ final class Rnn {
     final MemorySegment bOut;
     private final List<MemorySegment> parameters;
     private final List<MemorySegment> gradients;
+    private final Gradients named;
 
     /** Hidden states h_0..h_T: {@code h[(t * hidden + i) * lanes + s]}. */
     private float[] h = new float[0];
@@ -71,6 +74,11 @@ final class Rnn {
         bOut = floats(arena, 1);
         parameters = List.of(wIn, wRec, b, wOut, bOut);
         gradients = parameters.stream().map(p -> floats(arena, (int) (p.byteSize() / Float.BYTES))).toList();
+        Gradients.Builder builder = Gradients.builder();
+        for (int k = 0; k < gradients.size(); k++) {
+            builder.add(TENSOR_NAMES.get(k), gradients.get(k), DType.FLOAT32);
+        }
+        named = builder.build();
         y = new float[lanes];
         dy = new float[lanes];
         dh = new float[hidden * lanes];
@@ -93,6 +101,11 @@ final class Rnn {
     /** The gradients of the last {@link #lossAndGradients} call, in the order of {@link #parameters()}. */
     List<MemorySegment> gradients() {
         return gradients;
+    }
+
+    /** The same gradient segments as gradclip sees them: one named float32 tensor each. */
+    Gradients namedGradients() {
+        return named;
     }
 
     /**

@@ -1,11 +1,10 @@
 package dev.gradclip.experiment;
 
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-
+import dev.gradclip.Clipper;
+import dev.gradclip.GradReport;
 import dev.gradclip.experiment.AdditionProblem.Batch;
 import dev.gradclip.experiment.Setup.Condition;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -91,19 +90,24 @@ final class TrainingRun {
         double[] norms = new double[steps * setup.calibrationSeeds()];
         double[] maxAbs = new double[norms.length];
         int n = 0;
-        for (int c = 0; c < setup.calibrationSeeds(); c++) {
-            try (Arena arena = Arena.ofConfined()) {
-                Rnn rnn = newModel(setup, arena, length, CALIBRATION_SEED + c);
-                SplittableRandom data = random(length, CALIBRATION_SEED + c, DATA_STREAM);
-                Batch batch = new Batch(length, setup.lanes());
-                Strategy.Clip unclipped = Strategy.NONE.bind(rnn, null);
-                for (int step = 0; step < steps; step++, n++) {
-                    AdditionProblem.fill(batch, data);
-                    rnn.lossAndGradients(batch);
-                    norms[n] = unclipped.apply();
-                    maxAbs[n] = largestAbs(rnn.gradients());
-                    if (Double.isFinite(norms[n])) {
-                        rnn.sgdStep(condition.learningRate());
+        // maxNorm +Infinity never clips: the Clipper only measures, filling the report in the same pass.
+        try (Clipper measure = Clipper.builder().maxNorm(Double.POSITIVE_INFINITY).threads(1).build()) {
+            for (int c = 0; c < setup.calibrationSeeds(); c++) {
+                try (Arena arena = Arena.ofConfined()) {
+                    Rnn rnn = newModel(setup, arena, length, CALIBRATION_SEED + c);
+                    GradReport report = new GradReport(rnn.namedGradients());
+                    SplittableRandom data = random(length, CALIBRATION_SEED + c, DATA_STREAM);
+                    Batch batch = new Batch(length, setup.lanes());
+                    for (int step = 0; step < steps; step++, n++) {
+                        AdditionProblem.fill(batch, data);
+                        rnn.lossAndGradients(batch);
+                        norms[n] = measure.clip(rnn.namedGradients(), report);
+                        for (int k = 0; k < Rnn.TENSOR_NAMES.size(); k++) {
+                            maxAbs[n] = Math.max(maxAbs[n], report.maxAbs(k));
+                        }
+                        if (Double.isFinite(norms[n])) {
+                            rnn.sgdStep(condition.learningRate());
+                        }
                     }
                 }
             }
@@ -119,40 +123,42 @@ final class TrainingRun {
             Rnn rnn = newModel(setup, arena, length, seed);
             SplittableRandom data = random(length, seed, DATA_STREAM);
             Batch batch = new Batch(length, setup.lanes());
-            Strategy.Clip clip = strategy.bind(rnn, thresholds);
-            float[] loss = new float[setup.maxSteps()];
-            double[] norm = new double[setup.maxSteps()];
-            int evaluations = 0;
-            int[] evalSteps = new int[setup.maxSteps() / setup.evalEvery() + 1];
-            double[] testCurve = new double[evalSteps.length];
-            int nonFinite = 0;
-            int success = -1;
-            boolean diverged = false;
-            int step = 0;
-            while (step < setup.maxSteps() && success < 0 && !diverged) {
-                AdditionProblem.fill(batch, data);
-                loss[step] = (float) rnn.lossAndGradients(batch);
-                norm[step] = clip.apply();
-                if (Double.isFinite(norm[step])) {
-                    rnn.sgdStep(condition.learningRate());
-                    diverged = !rnn.parametersFinite();
-                } else {
-                    nonFinite++;
-                }
-                step++;
-                if (step % setup.evalEvery() == 0 || step == setup.maxSteps() || diverged) {
-                    double testMse = testMse(rnn, testSet);
-                    evalSteps[evaluations] = step;
-                    testCurve[evaluations++] = testMse;
-                    if (testMse < setup.successMse()) {
-                        success = step;
+            try (Strategy.Clip clip = strategy.bind(rnn, thresholds)) {
+                float[] loss = new float[setup.maxSteps()];
+                double[] norm = new double[setup.maxSteps()];
+                int evaluations = 0;
+                int[] evalSteps = new int[setup.maxSteps() / setup.evalEvery() + 1];
+                double[] testCurve = new double[evalSteps.length];
+                int nonFinite = 0;
+                int success = -1;
+                boolean diverged = false;
+                int step = 0;
+                while (step < setup.maxSteps() && success < 0 && !diverged) {
+                    AdditionProblem.fill(batch, data);
+                    loss[step] = (float) rnn.lossAndGradients(batch);
+                    norm[step] = clip.apply();
+                    if (Double.isFinite(norm[step])) {
+                        rnn.sgdStep(condition.learningRate());
+                        diverged = !rnn.parametersFinite();
+                    } else {
+                        nonFinite++;
                     }
-                    // The outputs overflow float32: every later gradient is non-finite and skipped.
-                    diverged |= !Double.isFinite(testMse);
+                    step++;
+                    if (step % setup.evalEvery() == 0 || step == setup.maxSteps() || diverged) {
+                        double testMse = testMse(rnn, testSet);
+                        evalSteps[evaluations] = step;
+                        testCurve[evaluations++] = testMse;
+                        if (testMse < setup.successMse()) {
+                            success = step;
+                        }
+                        // The outputs overflow float32: every later gradient is non-finite and skipped.
+                        diverged |= !Double.isFinite(testMse);
+                    }
                 }
+                return new Result(strategy, condition, seed, thresholds, Arrays.copyOf(loss, step),
+                        Arrays.copyOf(norm, step), Arrays.copyOf(evalSteps, evaluations),
+                        Arrays.copyOf(testCurve, evaluations), nonFinite, success, diverged);
             }
-            return new Result(strategy, condition, seed, thresholds, Arrays.copyOf(loss, step), Arrays.copyOf(norm, step),
-                    Arrays.copyOf(evalSteps, evaluations), Arrays.copyOf(testCurve, evaluations), nonFinite, success, diverged);
         }
     }
 
@@ -172,16 +178,6 @@ final class TrainingRun {
 
     private static SplittableRandom random(int length, int seed, int stream) {
         return new SplittableRandom(((length * 1_000_003L) + seed) * 8 + stream);
-    }
-
-    private static double largestAbs(List<MemorySegment> grads) {
-        double max = 0;
-        for (MemorySegment g : grads) {
-            for (float v : g.toArray(JAVA_FLOAT)) {
-                max = Math.max(max, Math.abs(v));
-            }
-        }
-        return max;
     }
 
     private static double median(double[] values) {
