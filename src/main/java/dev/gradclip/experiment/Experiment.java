@@ -199,6 +199,18 @@ public final class Experiment {
             }
             md.append('\n');
         }
+        md.append("\nShare of steps whose global norm exceeded maxNorm, median over seeds"
+                + " (global clipping shortens exactly these steps):\n\n");
+        header(md, setup);
+        for (Strategy strategy : Strategy.values()) {
+            md.append("| ").append(strategy.label()).append(" |");
+            for (Condition condition : setup.conditions()) {
+                double[] shares = cell(results, strategy, condition).stream()
+                        .mapToDouble(Result::shareAboveMaxNorm).sorted().toArray();
+                md.append(String.format(Locale.ROOT, " %.0f %% |", 100 * shares[shares.length / 2]));
+            }
+            md.append('\n');
+        }
         md.append("\nThresholds (median over the first ").append(setup.calibrationSteps())
                 .append(" unclipped steps of ").append(setup.calibrationSeeds())
                 .append(" calibration seeds): maxNorm for global and per-tensor clipping, clipValue for value clipping.\n\n");
@@ -249,12 +261,12 @@ public final class Experiment {
     private static void writeRuns(Path file, List<Result> results) throws IOException {
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file))) {
             w.println("strategy,learning_rate,length,seed,max_norm,clip_value,steps,steps_to_success,final_test_mse,"
-                    + "non_finite_steps,exploding_steps,diverged");
+                    + "non_finite_steps,exploding_steps,share_above_max_norm,diverged");
             for (Result r : results) {
-                w.printf(Locale.ROOT, "%s,%s,%d,%d,%s,%s,%d,%d,%s,%d,%d,%b%n", r.strategy().label(),
+                w.printf(Locale.ROOT, "%s,%s,%d,%d,%s,%s,%d,%d,%s,%d,%d,%s,%b%n", r.strategy().label(),
                         r.condition().learningRate(), r.length(), r.seed(),
                         r.thresholds().maxNorm(), r.thresholds().clipValue(), r.steps(), r.stepsToSuccess(), r.testMse(),
-                        r.nonFiniteSteps(), r.explodingSteps(), r.diverged());
+                        r.nonFiniteSteps(), r.explodingSteps(), r.shareAboveMaxNorm(), r.diverged());
             }
             checkWritten(w, file);
         }

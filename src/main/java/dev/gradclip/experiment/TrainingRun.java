@@ -58,6 +58,15 @@ final class TrainingRun {
             return !(gradNorm[step] <= 10 * thresholds.maxNorm());
         }
 
+        /** The share of steps whose norm exceeded maxNorm: the steps global clipping shortens. */
+        double shareAboveMaxNorm() {
+            int count = 0;
+            for (double norm : gradNorm) {
+                count += norm > thresholds.maxNorm() ? 1 : 0;
+            }
+            return (double) count / steps();
+        }
+
         int explodingSteps() {
             int count = 0;
             for (int step = 0; step < steps(); step++) {
