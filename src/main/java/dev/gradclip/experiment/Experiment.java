@@ -186,6 +186,18 @@ public final class Experiment {
             }
             md.append('\n');
         }
+        md.append("\nMedian final test MSE over seeds (the last measured; a run stops at success),"
+                + " to compare runs that all missed the threshold:\n\n");
+        header(md, setup);
+        for (Strategy strategy : Strategy.values()) {
+            md.append("| ").append(strategy.label()).append(" |");
+            for (Condition condition : setup.conditions()) {
+                double[] mse = cell(results, strategy, condition).stream()
+                        .mapToDouble(Result::testMse).sorted().toArray();
+                md.append(String.format(Locale.ROOT, " %.3g |", mse[mse.length / 2]));
+            }
+            md.append('\n');
+        }
         md.append("\nRuns with non-finite (skipped) steps or diverged parameters, and exploding steps"
                 + " (global norm > 10 maxNorm) summed over seeds:\n\n");
         header(md, setup);
