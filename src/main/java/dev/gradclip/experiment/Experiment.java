@@ -30,8 +30,8 @@ import java.util.concurrent.Future;
  *
  * <p>Arguments: {@code --out=DIR}, {@code --full[=true|false]}, {@code --threads=N} (default: the
  * available processors). Writes into DIR: {@code steps.csv} (loss and global gradient norm per
- * step of every run, and the test error where it was measured), {@code runs.csv} (one line per run), {@code success-rates.md} (the table it
- * prints) and the plots. Runs are independent and seeded by (length, seed), so every file is the
+ * step of every run, and the test error where it was measured), {@code runs.csv} (one line per
+ * run), {@code success-rates.md} (the tables it prints) and the plots. Runs are independent and seeded by (length, seed), so every file is the
  * same whatever the thread count or the order in which runs finish.
  */
 public final class Experiment {
