@@ -20,7 +20,7 @@ import jdk.incubator.vector.VectorOperators;
 final class MapLoop {
 
     private static final DType TYPE = Specialized.dtype(MethodHandles.lookup());
-    private static final boolean CLAMP = Specialized.variant(MethodHandles.lookup());
+    private static final boolean CLAMP = Specialized.variant(MethodHandles.lookup(), 1);
 
     private MapLoop() {}
 

@@ -22,26 +22,27 @@ final class Specialized {
 
     private Specialized() {}
 
-    static MethodHandle normLoop(DType type, boolean squares) {
-        return define(NormLoop.class, type, squares, MethodType.methodType(void.class, MemorySegment.class, long.class,
+    static MethodHandle normLoop(DType type, boolean squares, boolean max) {
+        return define(NormLoop.class, List.of(type, squares, max), MethodType.methodType(void.class, MemorySegment.class, long.class,
                 int.class, double.class, BlockFigures.class));
     }
 
     static MethodHandle mapLoop(DType type, boolean clamp) {
-        return define(MapLoop.class, type, clamp, MethodType.methodType(void.class, MemorySegment.class, long.class,
+        return define(MapLoop.class, List.of(type, clamp), MethodType.methodType(void.class, MemorySegment.class, long.class,
                 int.class, double.class));
     }
 
-    private static MethodHandle define(Class<?> template, DType type, boolean variant, MethodType signature) {
+    /** A hidden copy of {@code template} whose class data is {@code constants}: the dtype first, then its variant flags. */
+    private static MethodHandle define(Class<?> template, List<Object> constants, MethodType signature) {
         try (InputStream in = Specialized.class.getResourceAsStream(template.getSimpleName() + ".class")) {
             if (in == null) {
                 throw new IllegalStateException("cannot read the bytes of " + template.getName());
             }
             MethodHandles.Lookup copy = MethodHandles.lookup()
-                    .defineHiddenClassWithClassData(in.readAllBytes(), List.of(type, variant), true);
+                    .defineHiddenClassWithClassData(in.readAllBytes(), constants, true);
             return copy.findStatic(copy.lookupClass(), "run", signature);
         } catch (IOException | ReflectiveOperationException e) {
-            throw new IllegalStateException("cannot specialize " + template.getName() + " for " + type, e);
+            throw new IllegalStateException("cannot specialize " + template.getName() + " for " + constants, e);
         }
     }
 
@@ -50,9 +51,9 @@ final class Specialized {
         return classData(copy, 0, DType.class);
     }
 
-    /** For a template's static initializer, with its own lookup: the variant (squares, or clamp) of this copy. */
-    static boolean variant(MethodHandles.Lookup copy) {
-        return classData(copy, 1, Boolean.class);
+    /** For a template's static initializer, with its own lookup: variant flag {@code index} (1, 2, ...) of this copy. */
+    static boolean variant(MethodHandles.Lookup copy, int index) {
+        return classData(copy, index, Boolean.class);
     }
 
     private static <T> T classData(MethodHandles.Lookup copy, int index, Class<T> type) {

@@ -49,14 +49,7 @@ public final class VectorKernels implements Kernels {
      * loop with the dtype as an argument boxed its vectors once two dtypes had run (merging vectors from
      * different load paths): 5 MB and 10x the time per call (bench/RESULTS.md).
      */
-    private static final MethodHandle NORM_F32 = Specialized.normLoop(DType.FLOAT32, false);
-    private static final MethodHandle NORM_F32_SQUARES = Specialized.normLoop(DType.FLOAT32, true);
-    private static final MethodHandle NORM_F64 = Specialized.normLoop(DType.FLOAT64, false);
-    private static final MethodHandle NORM_F64_SQUARES = Specialized.normLoop(DType.FLOAT64, true);
-    private static final MethodHandle NORM_F16 = Specialized.normLoop(DType.FLOAT16, false);
-    private static final MethodHandle NORM_F16_SQUARES = Specialized.normLoop(DType.FLOAT16, true);
-    private static final MethodHandle NORM_BF16 = Specialized.normLoop(DType.BFLOAT16, false);
-    private static final MethodHandle NORM_BF16_SQUARES = Specialized.normLoop(DType.BFLOAT16, true);
+    private static final MethodHandle[][][] NORM = normLoops();
     private static final MethodHandle SCALE_F32 = Specialized.mapLoop(DType.FLOAT32, false);
     private static final MethodHandle SCALE_F64 = Specialized.mapLoop(DType.FLOAT64, false);
     private static final MethodHandle SCALE_F16 = Specialized.mapLoop(DType.FLOAT16, false);
@@ -79,25 +72,10 @@ public final class VectorKernels implements Kernels {
     }
 
     @Override
-    public void normBlock(DType type, boolean squares, MemorySegment segment, long from, int count, double scale,
-                          BlockFigures out) {
-        // One invokeExact per constant handle, so that C2 inlines the loop copy into the caller.
+    public void normBlock(DType type, boolean squares, boolean max, MemorySegment segment, long from, int count,
+                          double scale, BlockFigures out) {
         try {
-            if (squares) {
-                switch (type) {
-                    case FLOAT32 -> NORM_F32_SQUARES.invokeExact(segment, from, count, scale, out);
-                    case FLOAT64 -> NORM_F64_SQUARES.invokeExact(segment, from, count, scale, out);
-                    case FLOAT16 -> NORM_F16_SQUARES.invokeExact(segment, from, count, scale, out);
-                    case BFLOAT16 -> NORM_BF16_SQUARES.invokeExact(segment, from, count, scale, out);
-                }
-            } else {
-                switch (type) {
-                    case FLOAT32 -> NORM_F32.invokeExact(segment, from, count, scale, out);
-                    case FLOAT64 -> NORM_F64.invokeExact(segment, from, count, scale, out);
-                    case FLOAT16 -> NORM_F16.invokeExact(segment, from, count, scale, out);
-                    case BFLOAT16 -> NORM_BF16.invokeExact(segment, from, count, scale, out);
-                }
-            }
+            NORM[type.ordinal()][squares ? 1 : 0][max ? 1 : 0].invokeExact(segment, from, count, scale, out);
         } catch (Throwable t) {
             throw Specialized.rethrow(t);
         }
@@ -129,6 +107,19 @@ public final class VectorKernels implements Kernels {
         } catch (Throwable t) {
             throw Specialized.rethrow(t);
         }
+    }
+
+    /** Indexed by dtype ordinal, squares, max. A call through the array is not inlined, but runs the compiled loop. */
+    private static MethodHandle[][][] normLoops() {
+        MethodHandle[][][] loops = new MethodHandle[DType.values().length][2][2];
+        for (DType type : DType.values()) {
+            for (int squares = 0; squares < 2; squares++) {
+                for (int max = 0; max < 2; max++) {
+                    loops[type.ordinal()][squares][max] = Specialized.normLoop(type, squares == 1, max == 1);
+                }
+            }
+        }
+        return loops;
     }
 
     @Override
