@@ -1,0 +1,347 @@
+package dev.gradclip.mpi;
+
+import dev.gradclip.AllReduce;
+import dev.gradclip.Clipper;
+import dev.gradclip.DType;
+import dev.gradclip.GradClip;
+import dev.gradclip.GradReport;
+import dev.gradclip.Gradients;
+import dev.gradclip.demo.ModelShapes;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * Sharded clipping over Open MPI: each rank holds about a quarter (with 4 ranks) of a
+ * GPT-2-small-shaped model's float32 gradient tensors, whole tensors only, and clips them with a
+ * {@link Clipper} whose all-reduce hook is {@link Mpi}. Rank 0 prints every rank's global norm bits
+ * beside the norm of the single-process clip of the whole model, then the time of the local clip of
+ * each rank's shards and what the all-reduce adds to it.
+ *
+ * <pre>
+ * ./mvnw -q compile
+ * mpirun --allow-run-as-root --oversubscribe -np 4 /usr/lib/jvm/temurin-25-jdk-amd64/bin/java \
+ *     --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx2g \
+ *     -cp target/classes dev.gradclip.mpi.ShardedClipDemo [--shapes=gpt2-small] [--max-norm=1.0] [--reps=15]
+ * </pre>
+ *
+ * Exits with status 1 on every rank if any rank's norm bits or clipped shard differ from the
+ * single-process clip.
+ */
+public final class ShardedClipDemo {
+
+    private static final long SEED = 20261123L;
+    /** As in the main job: typical entries around 1e-4, one spiking layer 1000x larger. */
+    private static final float BASE_SCALE = 1e-4f;
+    private static final float SPIKE_SCALE = 1e-1f;
+    /** Raw all-reduce repetitions for the latency figure. */
+    private static final int LATENCY_CALLS = 400;
+
+    private ShardedClipDemo() {}
+
+    /** Forwards to another hook and adds up the time spent in it: the all-reduce plus waiting for slower ranks. */
+    static final class TimedHook implements AllReduce {
+        private final AllReduce inner;
+        long nanos;
+        int calls;
+        int lastWordCount;
+
+        TimedHook(AllReduce inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public void sum(long[] words) {
+            long start = System.nanoTime();
+            inner.sum(words);
+            nanos += System.nanoTime() - start;
+            calls++;
+            lastWordCount = words.length;
+        }
+
+        @Override
+        public void max(long[] words) {
+            long start = System.nanoTime();
+            inner.max(words);
+            nanos += System.nanoTime() - start;
+            calls++;
+            lastWordCount = words.length;
+        }
+    }
+
+    public static void main(String[] args) {
+        String shapes = "gpt2-small";
+        double maxNorm = 1.0;
+        int reps = 15;
+        for (String arg : args) {
+            if (arg.startsWith("--shapes=")) {
+                shapes = arg.substring("--shapes=".length());
+            } else if (arg.startsWith("--max-norm=")) {
+                maxNorm = Double.parseDouble(arg.substring("--max-norm=".length()));
+            } else if (arg.startsWith("--reps=")) {
+                reps = Integer.parseInt(arg.substring("--reps=".length()));
+            } else {
+                System.err.println("usage: ShardedClipDemo [--shapes=gpt2-small|resnet50] [--max-norm=1.0] [--reps=15]");
+                System.exit(2);
+            }
+        }
+        boolean same;
+        try (Mpi mpi = Mpi.init()) {
+            same = run(mpi, shapes, ModelShapes.named(shapes), maxNorm, reps);
+        }
+        if (!same) {
+            System.exit(1);
+        }
+    }
+
+    private static boolean run(Mpi mpi, String shapes, List<ModelShapes.Tensor> tensors, double maxNorm, int reps) {
+        int rank = mpi.rank();
+        int size = mpi.size();
+        int spike = spikeIndex(tensors);
+        int[] owner = balance(tensors, size);
+        List<Integer> mine = new ArrayList<>();
+        for (int t = 0; t < tensors.size(); t++) {
+            if (owner[t] == rank) {
+                mine.add(t);
+            }
+        }
+
+        // The single-process clip of the whole model, on rank 0 only (the others need not hold it all).
+        long[] reference = {0};
+        if (rank == 0) {
+            System.out.printf(Locale.ROOT, "gradclip sharded clip: %s, %d tensors, %,d float32 gradients over %d ranks%n"
+                            + "%s; max_norm %s; spike in %s%n%n", shapes, tensors.size(), ModelShapes.totalElements(tensors),
+                    size, mpi.libraryVersion().lines().findFirst().orElse("Open MPI"), maxNorm, tensors.get(spike).name());
+            try (Arena arena = Arena.ofConfined()) {
+                List<Integer> all = new ArrayList<>();
+                for (int t = 0; t < tensors.size(); t++) {
+                    all.add(t);
+                }
+                Gradients whole = allocate(arena, tensors, all, spike).grads();
+                reference[0] = Double.doubleToRawLongBits(Clipper.builder().maxNorm(maxNorm).build().clip(whole));
+            }
+        }
+        mpi.sum(reference); // a broadcast: every other rank adds 0
+        double singleProcessNorm = Double.longBitsToDouble(reference[0]);
+
+        try (Arena arena = Arena.ofConfined()) {
+            Shard local = allocate(arena, tensors, mine, spike);
+            Gradients shard = local.grads();
+            TimedHook hook = new TimedHook(mpi);
+            GradReport report = new GradReport(shard);
+            double norm = Clipper.builder().maxNorm(maxNorm).allReduce(hook).build().clip(shard, report);
+
+            // This rank's part of the single-process clip: the same tensors scaled for the same norm.
+            boolean shardSame;
+            try (Arena copyArena = Arena.ofConfined()) {
+                Shard expected = allocate(copyArena, tensors, mine, spike);
+                GradClip.clipGradsWithNorm(expected.grads(), maxNorm, singleProcessNorm);
+                shardSame = sameBytes(local, expected);
+            }
+            long elements = mine.stream().mapToLong(t -> tensors.get(t).elements()).sum();
+            long[] rows = gather(mpi, new long[] {Double.doubleToRawLongBits(norm), mine.size(), elements,
+                    shardSame ? 1 : 0, hook.lastWordCount});
+            boolean allSame = true;
+            if (rank == 0) {
+                System.out.println("rank  tensors      elements  global norm (bits)                  single-process norm (bits)          same");
+            }
+            for (int r = 0; r < size; r++) {
+                double rankNorm = Double.longBitsToDouble(rows[r * 5]);
+                boolean same = rows[r * 5] == reference[0] && rows[r * 5 + 3] == 1;
+                allSame &= same;
+                if (rank == 0) {
+                    System.out.printf(Locale.ROOT, "%4d  %7d  %,12d  %.12f 0x%016x  %.12f 0x%016x  %s%n", r, rows[r * 5 + 1],
+                            rows[r * 5 + 2], rankNorm, rows[r * 5], singleProcessNorm, reference[0],
+                            same ? "yes" : rows[r * 5] == reference[0] ? "NO (clipped shard differs)" : "NO");
+                }
+            }
+            if (rank == 0) {
+                System.out.printf(Locale.ROOT, "%nevery rank holds the single-process norm's bits, and every clipped shard equals"
+                        + " its part of the single-process clip: %s%ncoefficient %.9g; partial words per all-reduce: %d%n%n",
+                        allSame ? "yes" : "NO", report.coefficient(), rows[4]);
+            }
+            timing(mpi, shard, maxNorm, reps, norm, rows[4]);
+            return allSame;
+        }
+    }
+
+    /**
+     * Median times per clip. Each timed clip scales (to 0.9 of the current norm, so that every call
+     * reads and writes every element), after an untimed 1-word all-reduce that lines the ranks up.
+     */
+    private static void timing(Mpi mpi, Gradients shard, double maxNorm, int reps, double globalNorm, long words) {
+        int rank = mpi.rank();
+        int size = mpi.size();
+        long[] sync = new long[1];
+        double localTarget = GradClip.totalNorm(shard, 2);
+        double[] local = new double[reps];
+        for (int r = -1; r < reps; r++) { // r = -1: warm-up
+            Clipper clipper = Clipper.builder().maxNorm(0.9 * localTarget).build();
+            mpi.sum(sync);
+            long start = System.nanoTime();
+            localTarget = 0.9 * clipper.clip(shard);
+            if (r >= 0) {
+                local[r] = (System.nanoTime() - start) / 1e6;
+            }
+        }
+        double globalTarget = globalNorm;
+        double[] global = new double[reps];
+        double[] inHook = new double[reps];
+        TimedHook hook = new TimedHook(mpi);
+        for (int r = -1; r < reps; r++) {
+            // Every rank builds the same clipper: the global norm's bits are the same on every rank.
+            Clipper clipper = Clipper.builder().maxNorm(0.9 * globalTarget).allReduce(hook).build();
+            mpi.sum(sync);
+            hook.nanos = 0;
+            long start = System.nanoTime();
+            globalTarget = 0.9 * clipper.clip(shard);
+            if (r >= 0) {
+                global[r] = (System.nanoTime() - start) / 1e6;
+                inHook[r] = hook.nanos / 1e6;
+            }
+        }
+        long[] raw = new long[(int) words];
+        double[] checked = allReduceMicros(mpi, raw, sync);
+        mpi.checkLengths(false); // on every rank alike
+        double[] unchecked = allReduceMicros(mpi, raw, sync);
+        mpi.checkLengths(true);
+
+        long[] rows = gather(mpi, new long[] {bits(median(local)), bits(median(global)), bits(median(inHook)),
+                bits(median(checked)), bits(median(unchecked))});
+        if (rank != 0) {
+            return;
+        }
+        System.out.printf(Locale.ROOT, "median per clip over %d clips (ms)  ", reps);
+        for (int r = 0; r < size; r++) {
+            System.out.printf(Locale.ROOT, " rank %-3d", r);
+        }
+        System.out.println("  slowest");
+        double slowestLocal = row("local clip of the rank's shards", rows, 0, size);
+        double slowestGlobal = row("global clip (Clipper + Mpi hook)", rows, 1, size);
+        row("  of which inside the hook", rows, 2, size);
+        System.out.printf(Locale.ROOT, "%nadded by the all-reduce: %.3f ms per clip (slowest global clip - slowest local clip)%n",
+                slowestGlobal - slowestLocal);
+        double slowestChecked = 0;
+        double slowestUnchecked = 0;
+        for (int r = 0; r < size; r++) {
+            slowestChecked = Math.max(slowestChecked, Double.longBitsToDouble(rows[r * 5 + 3]));
+            slowestUnchecked = Math.max(slowestUnchecked, Double.longBitsToDouble(rows[r * 5 + 4]));
+        }
+        System.out.printf(Locale.ROOT, "one all-reduce of %d words, ranks lined up (median of %d, slowest rank): %.1f us with the"
+                + " word-count check, %.1f us without%n", words, LATENCY_CALLS, slowestChecked, slowestUnchecked);
+    }
+
+    private static double[] allReduceMicros(Mpi mpi, long[] words, long[] sync) {
+        double[] micros = new double[LATENCY_CALLS];
+        for (int i = -LATENCY_CALLS / 4; i < LATENCY_CALLS; i++) { // the first quarter warms up
+            mpi.sum(sync);
+            long start = System.nanoTime();
+            mpi.sum(words);
+            if (i >= 0) {
+                micros[i] = (System.nanoTime() - start) / 1e3;
+            }
+        }
+        return micros;
+    }
+
+    private static double row(String what, long[] rows, int column, int size) {
+        System.out.printf(Locale.ROOT, "  %-34s", what);
+        double slowest = 0;
+        for (int r = 0; r < size; r++) {
+            double millis = Double.longBitsToDouble(rows[r * 5 + column]);
+            slowest = Math.max(slowest, millis);
+            System.out.printf(Locale.ROOT, " %8.3f", millis);
+        }
+        System.out.printf(Locale.ROOT, " %8.3f%n", slowest);
+        return slowest;
+    }
+
+    /** Every rank's {@code mine} words, rank after rank: a gather built from a sum (the others add 0). */
+    private static long[] gather(Mpi mpi, long[] mine) {
+        long[] all = new long[mine.length * mpi.size()];
+        System.arraycopy(mine, 0, all, mine.length * mpi.rank(), mine.length);
+        mpi.sum(all);
+        return all;
+    }
+
+    private static long bits(double value) {
+        return Double.doubleToRawLongBits(value);
+    }
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return sorted[sorted.length / 2];
+    }
+
+    /**
+     * Whole tensors to ranks, largest first onto the rank with the fewest elements so far (ties to the
+     * lower rank): the same assignment on every rank, with no communication.
+     */
+    static int[] balance(List<ModelShapes.Tensor> tensors, int ranks) {
+        Integer[] order = new Integer[tensors.size()];
+        Arrays.setAll(order, i -> i);
+        Arrays.sort(order, Comparator.comparingLong((Integer t) -> tensors.get(t).elements()).reversed()
+                .thenComparingInt(t -> t));
+        long[] load = new long[ranks];
+        int[] owner = new int[tensors.size()];
+        for (int t : order) {
+            int least = 0;
+            for (int r = 1; r < ranks; r++) {
+                if (load[r] < load[least]) {
+                    least = r;
+                }
+            }
+            owner[t] = least;
+            load[least] += tensors.get(t).elements();
+        }
+        return owner;
+    }
+
+    /** As the main job: the spike goes into the largest tensor of the middle of the list. */
+    private static int spikeIndex(List<ModelShapes.Tensor> tensors) {
+        int spike = tensors.size() / 2;
+        for (int i = tensors.size() / 2; i < tensors.size() * 3 / 4; i++) {
+            if (tensors.get(i).elements() > tensors.get(spike).elements()) {
+                spike = i;
+            }
+        }
+        return spike;
+    }
+
+    /** Gradients and the segments they were built from. */
+    private record Shard(Gradients grads, List<MemorySegment> segments) {}
+
+    /** The tensors {@code which}, off-heap; tensor t's values depend only on t, so any rank can make any tensor. */
+    private static Shard allocate(Arena arena, List<ModelShapes.Tensor> tensors, List<Integer> which, int spike) {
+        Gradients.Builder builder = Gradients.builder();
+        List<MemorySegment> segments = new ArrayList<>();
+        for (int t : which) {
+            SplittableRandom random = new SplittableRandom(SEED + t);
+            int n = tensors.get(t).elements();
+            MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, n);
+            float scale = t == spike ? SPIKE_SCALE : BASE_SCALE;
+            for (long i = 0; i < n; i++) {
+                segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, scale * (2 * (float) random.nextDouble() - 1));
+            }
+            builder.add(tensors.get(t).name(), segment, DType.FLOAT32);
+            segments.add(segment);
+        }
+        return new Shard(builder.build(), segments);
+    }
+
+    private static boolean sameBytes(Shard a, Shard b) {
+        for (int i = 0; i < a.segments().size(); i++) {
+            if (a.segments().get(i).mismatch(b.segments().get(i)) != -1) {
+                return false;
+            }
+        }
+        return true;
+    }
+}
