@@ -31,6 +31,16 @@ class MpiIntegrationTest {
         assertEquals(ranks == 1 ? 0 : ranks, mismatches, "every rank must report the word-count mismatch\n" + result.output());
     }
 
+    @ParameterizedTest(name = "mpirun -np {0}")
+    @ValueSource(ints = {4, 3})
+    @Timeout(value = 150, unit = TimeUnit.SECONDS)
+    void shardedClipsHaveTheUnsplitBitsOnEveryRank(int ranks) throws Exception {
+        MpiRun.Result result = MpiRun.run(ranks, JOB_SECONDS, MpiClipCheck.class);
+        assertJobPassed(result, ranks);
+        long errors = result.output().lines().filter(line -> line.startsWith("ERROR policy on rank ")).count();
+        assertEquals(ranks, errors, "every rank must throw under NonFinite.ERROR\n" + result.output());
+    }
+
     @Test
     @Timeout(value = 150, unit = TimeUnit.SECONDS)
     void mpiIsInitializedOncePerProcess() throws Exception {
