@@ -16,7 +16,11 @@ import java.lang.invoke.MethodHandle;
  * ({@code MPI_COMM_WORLD}, {@code MPI_LONG}, {@code MPI_SUM}, ...) are the addresses of exported
  * globals such as {@code ompi_mpi_comm_world}; MPICH and its derivatives define them as integer
  * constants in mpi.h instead, so this binding is for Open MPI's ABI only.
+ *
+ * <p>Binding native code is what this class is for, so javac's "restricted method" lint is off here;
+ * the JVM still asks users for {@code --enable-native-access}.
  */
+@SuppressWarnings("restricted")
 final class OpenMpiLibrary {
 
     /** Open MPI 3, 4 and 5 all ship this soname; MPICH's is libmpi.so.12. */
