@@ -193,7 +193,9 @@ public final class Mpi implements AllReduce, AutoCloseable {
         } catch (Throwable t) {
             throw new MpiException("MPI_Allreduce(" + opName + ") failed: " + t);
         }
-        check(rc, "MPI_Allreduce(" + opName + ", " + count + " words)");
+        if (rc != OpenMpiLibrary.MPI_SUCCESS) { // the message is built only on failure: no garbage per call
+            check(rc, "MPI_Allreduce(" + opName + ", " + count + " words)");
+        }
         MemorySegment.copy(buffer, JAVA_LONG, 0, words, 0, count);
     }
 

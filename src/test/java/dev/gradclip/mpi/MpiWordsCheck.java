@@ -7,7 +7,8 @@ import java.util.SplittableRandom;
  * Runs on every rank under mpirun (started by {@link MpiIntegrationTest}): all-reduces words of
  * many lengths and checks them against the sum and maximum this rank computes for every rank's
  * words (each rank's words come from a seed the others know); then passes a different word count
- * on the last rank and expects a clear error on every rank. Prints one {@code OK rank r of n} line,
+ * on the last rank and expects a clear error on every rank; then checks that calls after warm-up
+ * allocate nothing on the heap. Prints one {@code OK rank r of n} line,
  * or {@code FAIL rank r: ...} and exits 1.
  */
 public final class MpiWordsCheck {
@@ -82,12 +83,43 @@ public final class MpiWordsCheck {
                 if (after[0] != (long) size * (size - 1) / 2 || after[1] != size) {
                     fail(rank, "the call after a rejected one gave " + Arrays.toString(after));
                 }
+                long allocated = allocatedBytes(mpi);
+                if (allocated > 1_000) { // one array per call would be over 2 MB
+                    fail(rank, "2000 all-reduces after warm-up allocated " + allocated + " bytes");
+                }
                 System.out.println("OK rank " + rank + " of " + size + " (" + mpi.libraryVersion().lines().findFirst().orElse("")
                         + ")");
             } catch (RuntimeException e) {
                 e.printStackTrace(System.out);
                 fail(rank, e.toString());
             }
+        }
+    }
+
+    /**
+     * Heap bytes this thread allocates in 2000 calls, after warm-up calls of the same loop; the least
+     * of three tries, so that a one-off JIT event in the window does not count as the calls' garbage.
+     */
+    private static long allocatedBytes(Mpi mpi) {
+        com.sun.management.ThreadMXBean threads =
+                (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long[] words = new long[140];
+        for (int i = 0; i < 3; i++) {
+            calls(mpi, words, 2_000);
+        }
+        long least = Long.MAX_VALUE;
+        for (int i = 0; i < 3; i++) {
+            long before = threads.getCurrentThreadAllocatedBytes();
+            calls(mpi, words, 1_000);
+            least = Math.min(least, threads.getCurrentThreadAllocatedBytes() - before);
+        }
+        return least;
+    }
+
+    private static void calls(Mpi mpi, long[] words, int times) {
+        for (int i = 0; i < times; i++) {
+            mpi.sum(words);
+            mpi.max(words);
         }
     }
 
