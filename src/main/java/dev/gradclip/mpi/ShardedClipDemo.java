@@ -166,75 +166,93 @@ public final class ShardedClipDemo {
                         + " its part of the single-process clip: %s%ncoefficient %.9g; partial words per all-reduce: %d%n%n",
                         allSame ? "yes" : "NO", report.coefficient(), rows[4]);
             }
-            timing(mpi, shard, maxNorm, reps, norm, rows[4]);
+            timing(mpi, shard, maxNorm, reps, rows[4]);
             return allSame;
         }
     }
 
     /**
-     * Median times per clip. Each timed clip scales (to 0.9 of the current norm, so that every call
-     * reads and writes every element), after an untimed 1-word all-reduce that lines the ranks up.
+     * Times per clip, the local clip and the global one interleaved rep by rep, so that drift on a
+     * shared machine hits both alike. Each timed clip scales (to 0.9 of a norm taken untimed just
+     * before), so that it reads and writes every element, and starts after an untimed 1-word
+     * all-reduce that lines the ranks up. A training step waits for its slowest rank, so the job's
+     * figure per rep is the slowest rank's time.
      */
-    private static void timing(Mpi mpi, Gradients shard, double maxNorm, int reps, double globalNorm, long words) {
+    private static void timing(Mpi mpi, Gradients shard, double maxNorm, int reps, long words) {
         int rank = mpi.rank();
         int size = mpi.size();
         long[] sync = new long[1];
-        double localTarget = GradClip.totalNorm(shard, 2);
-        double[] local = new double[reps];
-        for (int r = -1; r < reps; r++) { // r = -1: warm-up
-            Clipper clipper = Clipper.builder().maxNorm(0.9 * localTarget).build();
+        TimedHook hook = new TimedHook(mpi);
+        Clipper measure = Clipper.builder().maxNorm(Double.POSITIVE_INFINITY).allReduce(mpi).build();
+        long[] mine = new long[3 * reps];
+        for (int r = -2; r < reps; r++) { // r < 0: warm-up
+            Clipper local = Clipper.builder().maxNorm(0.9 * GradClip.totalNorm(shard, 2)).build();
             mpi.sum(sync);
             long start = System.nanoTime();
-            localTarget = 0.9 * clipper.clip(shard);
-            if (r >= 0) {
-                local[r] = (System.nanoTime() - start) / 1e6;
-            }
-        }
-        double globalTarget = globalNorm;
-        double[] global = new double[reps];
-        double[] inHook = new double[reps];
-        TimedHook hook = new TimedHook(mpi);
-        for (int r = -1; r < reps; r++) {
-            // Every rank builds the same clipper: the global norm's bits are the same on every rank.
-            Clipper clipper = Clipper.builder().maxNorm(0.9 * globalTarget).allReduce(hook).build();
+            local.clip(shard);
+            long localNanos = System.nanoTime() - start;
+
+            // Every rank builds the same clipper: the global norm has the same bits on every rank.
+            Clipper global = Clipper.builder().maxNorm(0.9 * measure.clip(shard)).allReduce(hook).build();
             mpi.sum(sync);
             hook.nanos = 0;
-            long start = System.nanoTime();
-            globalTarget = 0.9 * clipper.clip(shard);
+            start = System.nanoTime();
+            global.clip(shard);
+            long globalNanos = System.nanoTime() - start;
             if (r >= 0) {
-                global[r] = (System.nanoTime() - start) / 1e6;
-                inHook[r] = hook.nanos / 1e6;
+                mine[3 * r] = bits(localNanos / 1e6);
+                mine[3 * r + 1] = bits(globalNanos / 1e6);
+                mine[3 * r + 2] = bits(hook.nanos / 1e6);
             }
         }
         long[] raw = new long[(int) words];
-        double[] checked = allReduceMicros(mpi, raw, sync);
+        double checked = median(allReduceMicros(mpi, raw, sync));
         mpi.checkLengths(false); // on every rank alike
-        double[] unchecked = allReduceMicros(mpi, raw, sync);
+        double unchecked = median(allReduceMicros(mpi, raw, sync));
         mpi.checkLengths(true);
 
-        long[] rows = gather(mpi, new long[] {bits(median(local)), bits(median(global)), bits(median(inHook)),
-                bits(median(checked)), bits(median(unchecked))});
+        long[] all = gather(mpi, mine);
+        long[] latency = gather(mpi, new long[] {bits(checked), bits(unchecked)});
         if (rank != 0) {
             return;
         }
-        System.out.printf(Locale.ROOT, "median per clip over %d clips (ms)  ", reps);
-        for (int r = 0; r < size; r++) {
-            System.out.printf(Locale.ROOT, " rank %-3d", r);
+        // times[column][rank][rep]; column 0 local, 1 global, 2 inside the hook
+        double[][][] times = new double[3][size][reps];
+        for (int q = 0; q < size; q++) {
+            for (int r = 0; r < reps; r++) {
+                for (int column = 0; column < 3; column++) {
+                    times[column][q][r] = Double.longBitsToDouble(all[q * 3 * reps + 3 * r + column]);
+                }
+            }
         }
-        System.out.println("  slowest");
-        double slowestLocal = row("local clip of the rank's shards", rows, 0, size);
-        double slowestGlobal = row("global clip (Clipper + Mpi hook)", rows, 1, size);
-        row("  of which inside the hook", rows, 2, size);
-        System.out.printf(Locale.ROOT, "%nadded by the all-reduce: %.3f ms per clip (slowest global clip - slowest local clip)%n",
-                slowestGlobal - slowestLocal);
-        double slowestChecked = 0;
-        double slowestUnchecked = 0;
-        for (int r = 0; r < size; r++) {
-            slowestChecked = Math.max(slowestChecked, Double.longBitsToDouble(rows[r * 5 + 3]));
-            slowestUnchecked = Math.max(slowestUnchecked, Double.longBitsToDouble(rows[r * 5 + 4]));
+        double[][] slowest = new double[3][reps];
+        double[] added = new double[reps];
+        for (int r = 0; r < reps; r++) {
+            for (int column = 0; column < 3; column++) {
+                for (int q = 0; q < size; q++) {
+                    slowest[column][r] = Math.max(slowest[column][r], times[column][q][r]);
+                }
+            }
+            added[r] = slowest[1][r] - slowest[0][r];
         }
-        System.out.printf(Locale.ROOT, "one all-reduce of %d words, ranks lined up (median of %d, slowest rank): %.1f us with the"
-                + " word-count check, %.1f us without%n", words, LATENCY_CALLS, slowestChecked, slowestUnchecked);
+        System.out.printf(Locale.ROOT, "median of %d clips (ms)                ", reps);
+        for (int q = 0; q < size; q++) {
+            System.out.printf(Locale.ROOT, "  rank %-3d", q);
+        }
+        System.out.println("  slowest rank");
+        row("local clip of the rank's shards", times[0], slowest[0]);
+        row("global clip (Clipper + Mpi hook)", times[1], slowest[1]);
+        row("  of which inside the hook", times[2], slowest[2]);
+        System.out.printf(Locale.ROOT, "%nadded by the all-reduce: %.3f ms per clip (median over clips of the slowest rank's global"
+                + " clip minus its slowest local clip)%n", median(added));
+        double worstChecked = 0;
+        double worstUnchecked = 0;
+        for (int q = 0; q < size; q++) {
+            worstChecked = Math.max(worstChecked, Double.longBitsToDouble(latency[2 * q]));
+            worstUnchecked = Math.max(worstUnchecked, Double.longBitsToDouble(latency[2 * q + 1]));
+        }
+        System.out.printf(Locale.ROOT, "one all-reduce of the %d words, ranks lined up (median of %d, slowest rank): %.1f us with the"
+                + " word-count check, %.1f us without%n", words, LATENCY_CALLS, worstChecked, worstUnchecked);
     }
 
     private static double[] allReduceMicros(Mpi mpi, long[] words, long[] sync) {
@@ -250,16 +268,12 @@ public final class ShardedClipDemo {
         return micros;
     }
 
-    private static double row(String what, long[] rows, int column, int size) {
-        System.out.printf(Locale.ROOT, "  %-34s", what);
-        double slowest = 0;
-        for (int r = 0; r < size; r++) {
-            double millis = Double.longBitsToDouble(rows[r * 5 + column]);
-            slowest = Math.max(slowest, millis);
-            System.out.printf(Locale.ROOT, " %8.3f", millis);
+    private static void row(String what, double[][] perRank, double[] slowest) {
+        System.out.printf(Locale.ROOT, "  %-36s", what);
+        for (double[] times : perRank) {
+            System.out.printf(Locale.ROOT, " %9.3f", median(times));
         }
-        System.out.printf(Locale.ROOT, " %8.3f%n", slowest);
-        return slowest;
+        System.out.printf(Locale.ROOT, " %9.3f%n", median(slowest));
     }
 
     /** Every rank's {@code mine} words, rank after rank: a gather built from a sum (the others add 0). */
