@@ -28,7 +28,7 @@ import java.util.SplittableRandom;
  * ./mvnw -q compile
  * mpirun --allow-run-as-root --oversubscribe -np 4 /usr/lib/jvm/temurin-25-jdk-amd64/bin/java \
  *     --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx2g \
- *     -cp target/classes dev.gradclip.mpi.ShardedClipDemo [--shapes=gpt2-small] [--max-norm=1.0] [--reps=15]
+ *     -cp target/classes dev.gradclip.mpi.ShardedClipDemo [--shapes=gpt2-small] [--max-norm=1.0] [--reps=15] [--threads=1]
  * </pre>
  *
  * Exits with status 1 on every rank if any rank's norm bits or clipped shard differ from the
@@ -79,6 +79,7 @@ public final class ShardedClipDemo {
         String shapes = "gpt2-small";
         double maxNorm = 1.0;
         int reps = 15;
+        int threads = 1; // one core per rank, as an MPI job usually gives each rank its own cores
         for (String arg : args) {
             if (arg.startsWith("--shapes=")) {
                 shapes = arg.substring("--shapes=".length());
@@ -86,21 +87,23 @@ public final class ShardedClipDemo {
                 maxNorm = Double.parseDouble(arg.substring("--max-norm=".length()));
             } else if (arg.startsWith("--reps=")) {
                 reps = Integer.parseInt(arg.substring("--reps=".length()));
+            } else if (arg.startsWith("--threads=")) {
+                threads = Integer.parseInt(arg.substring("--threads=".length()));
             } else {
-                System.err.println("usage: ShardedClipDemo [--shapes=gpt2-small|resnet50] [--max-norm=1.0] [--reps=15]");
+                System.err.println("usage: ShardedClipDemo [--shapes=gpt2-small|resnet50] [--max-norm=1.0] [--reps=15] [--threads=1]");
                 System.exit(2);
             }
         }
         boolean same;
         try (Mpi mpi = Mpi.init()) {
-            same = run(mpi, shapes, ModelShapes.named(shapes), maxNorm, reps);
+            same = run(mpi, shapes, ModelShapes.named(shapes), maxNorm, reps, threads);
         }
         if (!same) {
             System.exit(1);
         }
     }
 
-    private static boolean run(Mpi mpi, String shapes, List<ModelShapes.Tensor> tensors, double maxNorm, int reps) {
+    private static boolean run(Mpi mpi, String shapes, List<ModelShapes.Tensor> tensors, double maxNorm, int reps, int threads) {
         int rank = mpi.rank();
         int size = mpi.size();
         int spike = spikeIndex(tensors);
@@ -124,7 +127,9 @@ public final class ShardedClipDemo {
                     all.add(t);
                 }
                 Gradients whole = allocate(arena, tensors, all, spike).grads();
-                reference[0] = Double.doubleToRawLongBits(Clipper.builder().maxNorm(maxNorm).build().clip(whole));
+                try (Clipper clipper = Clipper.builder().maxNorm(maxNorm).threads(threads).build()) {
+                    reference[0] = Double.doubleToRawLongBits(clipper.clip(whole));
+                }
             }
         }
         mpi.sum(reference); // a broadcast: every other rank adds 0
@@ -135,7 +140,10 @@ public final class ShardedClipDemo {
             Gradients shard = local.grads();
             TimedHook hook = new TimedHook(mpi);
             GradReport report = new GradReport(shard);
-            double norm = Clipper.builder().maxNorm(maxNorm).allReduce(hook).build().clip(shard, report);
+            double norm;
+            try (Clipper clipper = Clipper.builder().maxNorm(maxNorm).threads(threads).allReduce(hook).build()) {
+                norm = clipper.clip(shard, report);
+            }
 
             // This rank's part of the single-process clip: the same tensors scaled for the same norm.
             boolean shardSame;
@@ -166,7 +174,7 @@ public final class ShardedClipDemo {
                         + " its part of the single-process clip: %s%ncoefficient %.9g; partial words per all-reduce: %d%n%n",
                         allSame ? "yes" : "NO", report.coefficient(), rows[4]);
             }
-            timing(mpi, shard, maxNorm, reps, rows[4]);
+            timing(mpi, shard, threads, reps, rows[4]);
             return allSame;
         }
     }
@@ -178,27 +186,33 @@ public final class ShardedClipDemo {
      * all-reduce that lines the ranks up. A training step waits for its slowest rank, so the job's
      * figure per rep is the slowest rank's time.
      */
-    private static void timing(Mpi mpi, Gradients shard, double maxNorm, int reps, long words) {
+    private static void timing(Mpi mpi, Gradients shard, int threads, int reps, long words) {
         int rank = mpi.rank();
         int size = mpi.size();
         long[] sync = new long[1];
         TimedHook hook = new TimedHook(mpi);
-        Clipper measure = Clipper.builder().maxNorm(Double.POSITIVE_INFINITY).allReduce(mpi).build();
         long[] mine = new long[3 * reps];
         for (int r = -2; r < reps; r++) { // r < 0: warm-up
-            Clipper local = Clipper.builder().maxNorm(0.9 * GradClip.totalNorm(shard, 2)).build();
-            mpi.sum(sync);
-            long start = System.nanoTime();
-            local.clip(shard);
-            long localNanos = System.nanoTime() - start;
-
+            long localNanos;
+            try (Clipper local = Clipper.builder().maxNorm(0.9 * GradClip.totalNorm(shard, 2)).threads(threads).build()) {
+                mpi.sum(sync);
+                long start = System.nanoTime();
+                local.clip(shard);
+                localNanos = System.nanoTime() - start;
+            }
+            double current;
+            try (Clipper measure = Clipper.builder().maxNorm(Double.POSITIVE_INFINITY).threads(threads).allReduce(mpi).build()) {
+                current = measure.clip(shard); // writes nothing
+            }
+            long globalNanos;
             // Every rank builds the same clipper: the global norm has the same bits on every rank.
-            Clipper global = Clipper.builder().maxNorm(0.9 * measure.clip(shard)).allReduce(hook).build();
-            mpi.sum(sync);
-            hook.nanos = 0;
-            start = System.nanoTime();
-            global.clip(shard);
-            long globalNanos = System.nanoTime() - start;
+            try (Clipper global = Clipper.builder().maxNorm(0.9 * current).threads(threads).allReduce(hook).build()) {
+                mpi.sum(sync);
+                hook.nanos = 0;
+                long start = System.nanoTime();
+                global.clip(shard);
+                globalNanos = System.nanoTime() - start;
+            }
             if (r >= 0) {
                 mine[3 * r] = bits(localNanos / 1e6);
                 mine[3 * r + 1] = bits(globalNanos / 1e6);

@@ -56,12 +56,18 @@ public final class MpiClipCheck {
             Gradients wholeGrads = ShardedGrads.gradients(tensors, ShardedGrads.all(TENSORS), whole);
             double norm = GradClip.totalNorm(wholeGrads, normType);
             double maxNorm = clips ? 0.5 * norm : 2 * norm;
-            double unsplit = Clipper.builder().maxNorm(maxNorm).normType(normType).build().clip(wholeGrads);
+            double unsplit;
+            try (Clipper clipper = Clipper.builder().maxNorm(maxNorm).normType(normType).build()) {
+                unsplit = clipper.clip(wholeGrads);
+            }
 
             List<MemorySegment> shard = ShardedGrads.copies(arena, tensors, mine);
             Gradients shardGrads = ShardedGrads.gradients(tensors, mine, shard);
             GradReport report = new GradReport(shardGrads);
-            double sharded = Clipper.builder().maxNorm(maxNorm).normType(normType).allReduce(mpi).build().clip(shardGrads, report);
+            double sharded;
+            try (Clipper clipper = Clipper.builder().maxNorm(maxNorm).normType(normType).allReduce(mpi).build()) {
+                sharded = clipper.clip(shardGrads, report);
+            }
             String what = "seed " + seed + ", norm type " + normType + ", " + mine.size() + " tensors here";
             if (Double.doubleToRawLongBits(sharded) != Double.doubleToRawLongBits(unsplit)) {
                 throw new AssertionError(what + ": norm " + sharded + " is not the unsplit " + unsplit);
@@ -99,8 +105,7 @@ public final class MpiClipCheck {
             for (MemorySegment segment : shard) {
                 before.add(segment.toArray(ValueLayout.JAVA_BYTE));
             }
-            Clipper clipper = Clipper.builder().maxNorm(1e-6).nonFinite(NonFinite.ERROR).allReduce(mpi).build();
-            try {
+            try (Clipper clipper = Clipper.builder().maxNorm(1e-6).nonFinite(NonFinite.ERROR).allReduce(mpi).build()) {
                 clipper.clip(ShardedGrads.gradients(tensors, mine, shard));
                 throw new AssertionError("a NaN on rank " + (mpi.size() - 1) + " did not make ERROR throw here");
             } catch (ArithmeticException expected) {
