@@ -1,78 +1,182 @@
 package dev.gradclip;
 
-import dev.gradclip.internal.GlobalNorm;
-import dev.gradclip.internal.KernelProvider;
+import dev.gradclip.internal.Clipping;
+import dev.gradclip.internal.Engine;
+import dev.gradclip.internal.NormState;
+import dev.gradclip.internal.NormType;
+import dev.gradclip.internal.SegmentChecks;
+import dev.gradclip.internal.TensorTable;
+import dev.gradclip.internal.Workspace;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
 
 /**
- * Global-norm gradient clipping for float32 gradients, as {@code torch.nn.utils.clip_grad_norm_}.
+ * Gradient clipping as torch names it: {@code clip_grad_norm_}, {@code clip_grads_with_norm_},
+ * {@code clip_grad_value_}, and the norm alone. These static methods run on the calling thread; a
+ * {@link Clipper} adds threads, non-finite policies, per-tensor reports and sharding.
  *
- * <p>One L2 norm is computed over every element of every buffer. When it exceeds {@code maxNorm},
- * every element of every buffer is multiplied by the same coefficient
+ * <p><b>Global-norm clipping.</b> One norm is computed over every element of every tensor. When it
+ * exceeds {@code maxNorm}, every element of every tensor is multiplied by the same coefficient
  * {@code c = maxNorm / (norm + 1e-6)}, which shortens the update and keeps its direction.
  *
- * <h2>Buffers</h2>
- * Each {@link MemorySegment} holds float32 values in native byte order: off-heap, memory-mapped or
- * on the heap, at any alignment. A {@code float[][]} holds one array per parameter tensor.
+ * <p><b>Norm types.</b> {@code normType} is 2, 1, any finite p >= 1, or
+ * {@code Double.POSITIVE_INFINITY} (the largest |g|), as torch's {@code norm_type}.
  *
- * <h2>Accuracy</h2>
- * The norm has a relative error of at most 1e-13 against the exact value, for any finite input
- * and any element count (the derived bound, 8e-15 on 512-bit hardware, is
- * {@link GlobalNorm#relativeErrorBound(int)}). Squares are accumulated in double, so there is no
- * overflow and no underflow: two grads of 1e20 give 1.414e20, where torch's float32 sum gives
- * infinity and zeroes the grads. The result is the same to the bit on every run on one machine; the
- * vector width of the CPU can change its last bits.
+ * <p><b>Accuracy.</b> Norms are accumulated in double for every dtype, with no overflow and no
+ * underflow for finite input. Relative error against the exact norm: at most 1e-13 for normType 2
+ * and 1 (derived: 7.5e-15 and 1.5e-14), exact for +Infinity, at most 1e-12 for other p (derived:
+ * 5.8e-14); see {@code Clipping} in the internal package for the derivations. For normType 1, 2 and
+ * +Infinity the result is the same to the bit on every CPU (any vector width, or none), for any
+ * thread count and any sharding at tensor boundaries.
  *
- * <h2>Non-finite elements</h2>
- * A NaN element makes the norm NaN; an infinite element (and no NaN) makes it +Infinity. Clipping
- * then does what torch 1.13 does: a NaN norm makes every element NaN, and an infinite norm gives
- * {@code c = 0}, so finite elements become (signed) zeros and infinite ones NaN. Only
- * {@code maxNorm = +Infinity} leaves such gradients untouched.
+ * <p><b>Scaling.</b> When the norm is at most {@code maxNorm}, nothing is written. Otherwise each
+ * element becomes its dtype's round-to-nearest-even rounding of {@code g * c}: float64 multiplies
+ * by the double {@code c}; float32 by {@code (float) c}, rounded once; float16 and bfloat16 widen
+ * exactly to float32, multiply by {@code (float) c} and round to their type, within one ulp of the
+ * exact product.
  *
- * <h2>Scaling</h2>
- * When the norm is at most {@code maxNorm}, nothing is written. Otherwise {@code c} is computed in
- * double from the accurate norm, rounded once to float32 ({@code c32 = (float) c}), and every element
- * {@code g} becomes the float32 product {@code g * c32}: one common coefficient, so ratios between
- * elements and between tensors are kept to within float32 rounding, and each element is within one
- * ulp of {@code (float) (g * c)}. Torch rounds twice in float32 ({@code reciprocal(norm + 1e-6) *
- * maxNorm}) and is one ulp off on its own seed example; gradclip is not.
+ * <p><b>Non-finite elements.</b> A NaN element makes the norm NaN; an infinite one, and no NaN,
+ * +Infinity. Clipping then does what torch does by default: a NaN norm makes every element NaN, an
+ * infinite norm gives {@code c = 0}, so finite elements become (signed) zeros and infinite ones NaN.
+ * Check the returned norm with {@link Double#isFinite} to skip such a step, or use a
+ * {@link Clipper} with {@link NonFinite#SKIP} or {@link NonFinite#ERROR}.
  *
- * <h2>Errors</h2>
- * Bad arguments throw before anything is written, with a message that names the argument and the
- * segment index: {@code maxNorm} negative or NaN ({@link IllegalArgumentException}); a null list or
- * element ({@link NullPointerException}); a byte size that is not a multiple of 4, two segments
- * that overlap in memory, or a read-only segment that has to be scaled
- * ({@link IllegalArgumentException}); a segment whose arena is closed
- * ({@link IllegalStateException}) or that is confined to another thread
- * ({@link WrongThreadException}).
+ * <p><b>Errors.</b> Bad arguments throw before anything is written, naming the argument and the
+ * tensor by name and index: {@code maxNorm} or {@code clipValue} negative or NaN, an unsupported
+ * {@code normType}, a negative {@code totalNorm} ({@link IllegalArgumentException}); a read-only
+ * tensor that must be written ({@link IllegalArgumentException}); a closed arena
+ * ({@link IllegalStateException}); a segment confined to another thread ({@link WrongThreadException}).
  *
- * <h2>Threads and allocation</h2>
- * Calls are thread-safe on distinct buffers. The {@code List<MemorySegment>} methods allocate
- * nothing after warm-up for native segments; the {@code float[][]} methods wrap each array in a
- * segment per call.
- *
- * <h2>Speed</h2>
- * The kernels use the Vector API when the JVM runs with {@code --add-modules=jdk.incubator.vector};
- * without it gradclip logs one warning and uses its scalar kernels, which give results within the
- * same bound.
+ * <p><b>Threads and allocation.</b> Thread-safe on distinct buffers; after warm-up the methods on
+ * {@link Gradients} and on native {@code List<MemorySegment>} allocate nothing (but
+ * {@link #partialNorm}, which returns a new object).
  */
 public final class GradClip {
 
     private GradClip() {}
 
-    /** The L2 norm over every element of every segment. */
-    public static double totalNorm(List<MemorySegment> grads) {
-        return GlobalNorm.totalNorm(KernelProvider.kernels(), grads);
+    // ---- Gradients (0.2) ----
+
+    /** The global norm of type {@code normType} over every element of every tensor. */
+    public static double totalNorm(Gradients grads, double normType) {
+        NormType type = NormType.of(normType);
+        Workspace work = Workspace.get();
+        norm(work, readable(grads), type, normType);
+        return work.state.norm();
+    }
+
+    /** The global L2 norm. */
+    public static double totalNorm(Gradients grads) {
+        return totalNorm(grads, 2);
     }
 
     /**
-     * Clips the segments in place to a global L2 norm of {@code maxNorm} and returns the norm they
-     * had before. {@code maxNorm = +Infinity} never clips.
+     * Clips every tensor in place to a global norm of {@code maxNorm} and returns the norm they had
+     * before: torch's {@code clip_grad_norm_(parameters, max_norm, norm_type)}.
      */
+    public static double clipGradNorm(Gradients grads, double maxNorm, double normType) {
+        SegmentChecks.checkMaxNorm(maxNorm);
+        NormType type = NormType.of(normType);
+        TensorTable table = readable(grads);
+        Workspace work = Workspace.get();
+        norm(work, table, type, normType);
+        double norm = work.state.norm();
+        scale(work.engine, table, Clipping.coefficient(norm, maxNorm));
+        return norm;
+    }
+
+    /** {@link #clipGradNorm(Gradients, double, double)} with the L2 norm. */
+    public static double clipGradNorm(Gradients grads, double maxNorm) {
+        return clipGradNorm(grads, maxNorm, 2);
+    }
+
+    /**
+     * Scales every tensor by {@code maxNorm / (totalNorm + 1e-6)} when {@code totalNorm > maxNorm} (or
+     * is NaN), exactly as {@link #clipGradNorm} would for that norm: torch's
+     * {@code clip_grads_with_norm_}, TensorFlow's {@code use_norm}. For a norm computed elsewhere, e.g.
+     * all-reduced from {@link #partialNorm}s.
+     */
+    public static void clipGradsWithNorm(Gradients grads, double maxNorm, double totalNorm) {
+        SegmentChecks.checkMaxNorm(maxNorm);
+        if (totalNorm < 0) {
+            throw new IllegalArgumentException("totalNorm must be >= 0 (or NaN), was " + totalNorm
+                    + ": a negative coefficient would flip the gradients' sign");
+        }
+        scale(Workspace.get().engine, readable(grads), Clipping.coefficient(totalNorm, maxNorm));
+    }
+
+    /** This worker's share of a global norm, to merge with the others' (see {@link NormPartial}). */
+    public static NormPartial partialNorm(Gradients grads, double normType) {
+        NormType type = NormType.of(normType);
+        Workspace work = Workspace.get();
+        norm(work, readable(grads), type, normType);
+        NormState copy = new NormState();
+        copy.set(work.state);
+        return new NormPartial(copy);
+    }
+
+    /**
+     * Clamps every element to {@code [-clipValue, clipValue]}: torch's {@code clip_grad_value_},
+     * optax's {@code clip}. The bound is rounded to each tensor's dtype, as torch does; NaN stays NaN
+     * (float16 and bfloat16 NaNs are rewritten as their type's quiet NaN). A read-only tensor is fine
+     * when nothing in it has to change.
+     *
+     * <p><b>This changes the update's direction</b> whenever an element is clamped: [50, 200, 30]
+     * clipped at 100 gives [50, 100, 30], pointing elsewhere, while global-norm clipping to 100 gives
+     * [24.0, 96.0, 14.4] (the norm is 208.3), the same direction, shorter.
+     */
+    public static void clipGradValue(Gradients grads, double clipValue) {
+        if (!(clipValue >= 0)) {
+            throw new IllegalArgumentException("clipValue must be >= 0, was " + clipValue);
+        }
+        TensorTable table = readable(grads);
+        Engine engine = Workspace.get().engine;
+        for (int i = 0; i < table.size(); i++) {
+            MemorySegment segment = table.segment(i);
+            if (segment.isReadOnly() && segment.byteSize() > 0 && engine.clampChanges(table, i, clipValue)) {
+                throw new IllegalArgumentException(table.label(i) + " is read-only but has elements beyond ±"
+                        + clipValue + " to clamp");
+            }
+        }
+        engine.clamp(table, clipValue);
+    }
+
+    /** The factor {@code clipGradNorm} applies for a norm: {@code maxNorm / (norm + 1e-6)} when the norm exceeds {@code maxNorm} or is NaN, else 1. */
+    public static double clipCoefficient(double norm, double maxNorm) {
+        SegmentChecks.checkMaxNorm(maxNorm);
+        return Clipping.coefficient(norm, maxNorm);
+    }
+
+    // ---- 0.1: float32 lists and arrays, L2 ----
+
+    /** The L2 norm over every element of every float32 segment. */
+    public static double totalNorm(List<MemorySegment> grads) {
+        SegmentChecks.checkFloatList(grads);
+        Workspace work = Workspace.get();
+        try {
+            work.list.load(grads);
+            norm(work, work.list, NormType.L2, 2);
+            return work.state.norm();
+        } finally {
+            work.list.release();
+        }
+    }
+
+    /** Clips float32 segments in place to a global L2 norm of {@code maxNorm}; returns the norm before. */
     public static double clipGradNorm(List<MemorySegment> grads, double maxNorm) {
-        return GlobalNorm.clipGradNorm(KernelProvider.kernels(), grads, maxNorm);
+        SegmentChecks.checkMaxNorm(maxNorm);
+        SegmentChecks.checkFloatList(grads);
+        Workspace work = Workspace.get();
+        try {
+            work.list.load(grads);
+            norm(work, work.list, NormType.L2, 2);
+            double norm = work.state.norm();
+            scale(work.engine, work.list, Clipping.coefficient(norm, maxNorm));
+            return norm;
+        } finally {
+            work.list.release();
+        }
     }
 
     /** The L2 norm over every element of every array. */
@@ -85,12 +189,29 @@ public final class GradClip {
         return clipGradNorm(segments(grads), maxNorm);
     }
 
-    /**
-     * The coefficient {@link #clipGradNorm} applies for a norm: {@code maxNorm / (norm + 1e-6)}
-     * when the norm exceeds {@code maxNorm} or is NaN, else 1 (nothing is written).
-     */
-    public static double clipCoefficient(double norm, double maxNorm) {
-        return GlobalNorm.clipCoefficient(norm, maxNorm);
+    // ---- shared steps ----
+
+    static TensorTable readable(Gradients grads) {
+        if (grads == null) {
+            throw new NullPointerException("grads is null");
+        }
+        TensorTable table = grads.table();
+        table.checkAccess();
+        return table;
+    }
+
+    private static void norm(Workspace work, TensorTable table, NormType type, double p) {
+        work.engine.norm(table, type, p, false, false, work.state);
+    }
+
+    /** Writes only when there is something to write, so read-only tensors are fine otherwise. */
+    static boolean scale(Engine engine, TensorTable table, double c) {
+        if (c == 1.0) {
+            return false;
+        }
+        table.checkWritable("scaled");
+        engine.scale(table, c);
+        return true;
     }
 
     private static List<MemorySegment> segments(float[][] grads) {
@@ -100,7 +221,7 @@ public final class GradClip {
         MemorySegment[] segments = new MemorySegment[grads.length];
         for (int i = 0; i < grads.length; i++) {
             if (grads[i] == null) {
-                throw new NullPointerException("grads[" + i + "] is null");
+                throw new NullPointerException(SegmentChecks.name(i) + " is null");
             }
             segments[i] = MemorySegment.ofArray(grads[i]);
         }

@@ -2,7 +2,7 @@ package dev.gradclip;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.gradclip.internal.GlobalNorm;
+import dev.gradclip.internal.Clipping;
 import dev.gradclip.internal.KernelProvider;
 import dev.gradclip.internal.Kernels;
 import dev.gradclip.internal.ScalarKernels;
@@ -17,6 +17,7 @@ import org.junit.jupiter.api.Test;
 class ErrorBoundTest {
 
     private static final List<Kernels> KERNELS = List.of(KernelProvider.kernels(), new ScalarKernels());
+    private static final double BOUND = Clipping.l2Bound();
 
     private static void assertWithinBound(float[]... grads) {
         assertWithinBound(Exact.norm(grads), grads);
@@ -25,8 +26,8 @@ class ErrorBoundTest {
     private static void assertWithinBound(BigDecimal exact, float[]... grads) {
         List<MemorySegment> segments = Arrays.stream(grads).map(MemorySegment::ofArray).toList();
         for (Kernels kernels : KERNELS) {
-            double error = Exact.relativeError(GlobalNorm.totalNorm(kernels, segments), exact);
-            double bound = GlobalNorm.relativeErrorBound(kernels.logicalLanes());
+            double error = Exact.relativeError(Norms.norm(kernels, Gradients.of(DType.FLOAT32, segments), 2), exact);
+            double bound = BOUND;
             assertTrue(error <= bound, kernels.description() + ": error " + error + " > bound " + bound);
         }
     }
@@ -44,17 +45,17 @@ class ErrorBoundTest {
     void normIsWithinRelativeErrorBoundWhenEveryLaneAddRoundsAwayItsTerm() {
         // Each block: a 1.0 at the head of every lane, then squares just below half an ulp of 1.
         // Inside a block every lane add then loses its whole term: the worst case the bound allows.
-        int lanes = KernelProvider.kernels().logicalLanes();
+        int lanes = Kernels.LANES;
         float tiny = justBelowHalfUlpOfOne();
         float[] grads = new float[16 * Kernels.BLOCK];
         Arrays.fill(grads, tiny);
         for (int block = 0; block < grads.length; block += Kernels.BLOCK) {
-            Arrays.fill(grads, block, block + Math.max(lanes, ScalarKernels.DEFAULT_LANES), 1f);
+            Arrays.fill(grads, block, block + lanes, 1f);
         }
         BigDecimal exact = Exact.norm(grads);
         for (Kernels kernels : KERNELS) {
-            double error = Exact.relativeError(GlobalNorm.totalNorm(kernels, List.of(MemorySegment.ofArray(grads))), exact);
-            double bound = GlobalNorm.relativeErrorBound(kernels.logicalLanes());
+            double error = Exact.relativeError(Norms.norm(kernels, Gradients.of(grads), 2), exact);
+            double bound = BOUND;
             assertTrue(error <= bound, kernels.description() + ": error " + error + " > bound " + bound);
             // The input reaches the worst case: the bound is nearly tight, not a loose formality.
             assertTrue(error > bound / 4, kernels.description() + ": error " + error + " far below bound " + bound);

@@ -4,8 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.gradclip.internal.GlobalNorm;
-import dev.gradclip.internal.KernelProvider;
+import dev.gradclip.internal.Clipping;
 import dev.gradclip.internal.Kernels;
 import dev.gradclip.internal.ScalarKernels;
 import java.lang.foreign.Arena;
@@ -30,9 +29,8 @@ import net.jqwik.api.constraints.Scale;
  */
 class GradClipPropertyTest {
 
-    private static final Kernels ACTIVE = KernelProvider.kernels();
-    private static final Kernels REFERENCE = new ScalarKernels(ACTIVE.logicalLanes());
-    private static final double BOUND = GlobalNorm.relativeErrorBound(ACTIVE.logicalLanes());
+    private static final Kernels REFERENCE = new ScalarKernels();
+    private static final double BOUND = Clipping.l2Bound();
 
     @Provide
     Arbitrary<float[][]> gradientSets() {
@@ -53,14 +51,14 @@ class GradClipPropertyTest {
     void normIsWithinRelativeErrorBoundOfExactNorm(@ForAll("gradientSets") float[][] grads) {
         BigDecimal exact = Exact.norm(grads);
         assertTrue(Exact.relativeError(GradClip.totalNorm(grads), exact) <= BOUND);
-        double fallback = GlobalNorm.totalNorm(new ScalarKernels(), Arrays.asList(heap(grads)));
-        assertTrue(Exact.relativeError(fallback, exact) <= GlobalNorm.relativeErrorBound(ScalarKernels.DEFAULT_LANES));
+        double fallback = Norms.norm(REFERENCE, Gradients.of(grads), 2);
+        assertTrue(Exact.relativeError(fallback, exact) <= BOUND);
     }
 
     @Property(tries = 300)
     void activeKernelsMatchScalarReferenceToTheBit(@ForAll("gradientSets") float[][] grads) {
         List<MemorySegment> segments = Arrays.asList(heap(grads));
-        assertEquals(GlobalNorm.totalNorm(REFERENCE, segments), GradClip.totalNorm(segments));
+        assertEquals(Norms.norm(REFERENCE, Gradients.of(DType.FLOAT32, segments), 2), GradClip.totalNorm(segments));
     }
 
     @Property(tries = 200)

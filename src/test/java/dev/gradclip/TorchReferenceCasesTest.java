@@ -3,7 +3,7 @@ package dev.gradclip;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.gradclip.internal.GlobalNorm;
+import dev.gradclip.internal.Clipping;
 import dev.gradclip.internal.KernelProvider;
 import java.io.IOException;
 import java.io.InputStream;
@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
  */
 class TorchReferenceCasesTest {
 
-    private static final double BOUND = GlobalNorm.relativeErrorBound(KernelProvider.kernels().logicalLanes());
+    private static final double BOUND = Clipping.l2Bound();
     private static final Map<String, Map<String, Object>> CASES = loadCases();
 
     @SuppressWarnings("unchecked")

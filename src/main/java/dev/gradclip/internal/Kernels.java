@@ -1,40 +1,49 @@
 package dev.gradclip.internal;
 
+import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The two kernels of global-norm clipping, over one block of float32 elements of one segment.
- * Not API: {@link dev.gradclip.GradClip} is.
+ * The kernels of gradient clipping, over one block of one segment. Not API: {@link dev.gradclip.GradClip} is.
  *
- * <p>Both implementations, {@link ScalarKernels} and {@link VectorKernels}, compute a block's sum
- * of squares in the same order, defined by {@link #logicalLanes()}: element {@code k} of the block
- * goes to lane {@code k mod lanes} while a whole row of lanes remains; each lane adds its squares in
- * order from zero; the lanes are folded by halving (lane {@code j} += lane {@code j + h} for
- * {@code h = lanes/2, lanes/4, ..., 1}); the remaining {@code < lanes} elements are added in order
- * into a separate tail sum, and the block's result is {@code fold + tail}. Two implementations with
- * the same lane count therefore return bit-identical results.
+ * <p><b>One summation order on every CPU.</b> Both implementations, {@link ScalarKernels} (the
+ * reference) and {@link VectorKernels}, sum a block in the same order: element {@code k} of the
+ * block goes to lane {@code k mod 32} while a whole row of {@link #LANES} lanes remains; each lane
+ * accumulates its terms in order from zero with one rounding per step ({@code fma(x, x, lane)} for
+ * squares); the lanes are folded by halving (lane {@code j} += lane {@code j + h} for
+ * {@code h = 16, 8, 4, 2, 1}); the remaining {@code < 32} elements are accumulated in order into a
+ * tail sum, and the block's sum is {@code fold + tail}. The lane count does not follow the
+ * hardware's vector width, so every width and the fallback return the same bits.
  *
- * <p>Indices are element (float) indices into the segment; {@code count <= } {@link #BLOCK}.
- * Callers validate the segment first: the kernels do no argument checks of their own.
+ * <p>Indices are element indices into the segment, of the given {@link DType}; {@code count <=}
+ * {@link #BLOCK}. Callers validate the segment first: the kernels check nothing.
  */
 public interface Kernels {
 
-    /**
-     * Elements per block. A lane adds at most {@code BLOCK / lanes} squares before the block is
-     * folded and handed to the compensated running sum, which bounds the uncompensated error
-     * (see {@link GlobalNorm#relativeErrorBound(int)}).
-     */
+    /** Elements per block: a lane sums at most BLOCK/LANES = 128 terms before its block is folded. */
     int BLOCK = 4096;
 
-    /** Sum of squares of {@code count} float32 elements starting at element {@code from}. */
-    double blockSumOfSquares(MemorySegment floats, long from, int count);
+    /** The logical lanes of the summation order, whatever the vector width. */
+    int LANES = 32;
 
-    /** Replaces each of {@code count} elements {@code g} starting at {@code from} by the float32 product {@code g * c}. */
-    void scaleBlock(MemorySegment floats, long from, int count, float c);
+    /**
+     * Sums the block's terms, {@code (x*scale)^2} when {@code squares} else {@code |x*scale|}, into
+     * {@code out.sum}, and writes {@code max |x*scale|} (NaN if any element is NaN) into
+     * {@code out.max}. {@code scale} is a power of two and applies to FLOAT64 only (the other types
+     * never need it); pass 1.
+     */
+    void normBlock(DType type, boolean squares, MemorySegment segment, long from, int count, double scale,
+                   BlockFigures out);
 
-    /** How many lanes the summation order uses: a power of two. */
-    int logicalLanes();
+    /**
+     * Multiplies each element by {@code c}, rounded to the element's type to nearest even: in double
+     * for FLOAT64; for the other types by {@code (float) c}, in float32, then rounded to the type.
+     */
+    void scaleBlock(DType type, MemorySegment segment, long from, int count, double c);
 
-    /** One line for logs and reports, e.g. {@code "vector (512-bit, 32 lanes)"}. */
+    /** Clamps each element to {@code [-bound, bound]}; {@code bound} is representable in the type; NaN stays NaN. */
+    void clampBlock(DType type, MemorySegment segment, long from, int count, double bound);
+
+    /** One line for logs and reports, e.g. {@code "vector (256-bit doubles, 8 accumulators, 32 lanes)"}. */
     String description();
 }

@@ -3,6 +3,7 @@ package dev.gradclip.internal;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.IntFunction;
 
 /**
  * Rejects two segments that share memory: they would be counted twice in the norm and scaled twice.
@@ -25,22 +26,23 @@ final class Overlaps {
 
     private Overlaps() {}
 
-    static void requireDisjoint(List<MemorySegment> grads) {
+    /** Throws IllegalArgumentException naming the two tensors ({@code label} of their indices) that overlap. */
+    static void requireDisjoint(List<MemorySegment> grads, IntFunction<String> label) {
         if (grads.size() < 2 || nativeAndAscending(grads)) {
             return;
         }
-        requireDisjointHiddenArrays(grads);
+        requireDisjointHiddenArrays(grads, label);
         Scratch scratch = SCRATCH.get();
         try {
             scratch.load(grads);
             scratch.sort();
-            scratch.requireDisjoint();
+            scratch.requireDisjoint(label);
         } finally {
             scratch.release();
         }
     }
 
-    private static void requireDisjointHiddenArrays(List<MemorySegment> grads) {
+    private static void requireDisjointHiddenArrays(List<MemorySegment> grads, IntFunction<String> label) {
         for (int i = 0, n = grads.size(); i < n; i++) {
             MemorySegment hidden = grads.get(i);
             if (!hasHiddenArray(hidden)) {
@@ -51,7 +53,7 @@ final class Overlaps {
                 if (j != i && !other.isNative() && other.byteSize() > 0
                         && (j < i || !hasHiddenArray(other)) // hidden pairs once
                         && hidden.asOverlappingSlice(other).isPresent()) {
-                    throw overlap(i, j);
+                    throw overlap(i, j, label);
                 }
             }
         }
@@ -61,9 +63,9 @@ final class Overlaps {
         return !segment.isNative() && segment.isReadOnly() && segment.byteSize() > 0;
     }
 
-    private static IllegalArgumentException overlap(int a, int b) {
-        return new IllegalArgumentException(SegmentChecks.name(Math.min(a, b)) + " and "
-                + SegmentChecks.name(Math.max(a, b)) + " overlap in memory");
+    private static IllegalArgumentException overlap(int a, int b, IntFunction<String> label) {
+        return new IllegalArgumentException(label.apply(Math.min(a, b)) + " and "
+                + label.apply(Math.max(a, b)) + " overlap in memory");
     }
 
     private static boolean nativeAndAscending(List<MemorySegment> grads) {
@@ -159,13 +161,13 @@ final class Overlaps {
          * ends, and only segments of the same group can lie between them, so a short forward scan
          * from each segment finds every overlap.
          */
-        void requireDisjoint() {
+        void requireDisjoint(IntFunction<String> label) {
             for (int p = 0; p < size; p++) {
                 int a = order[p];
                 for (int q = p + 1; q < size && group[order[q]] == group[a] && start[order[q]] < end[a]; q++) {
                     int b = order[q];
                     if (base[a] == base[b]) {
-                        throw overlap(a, b);
+                        throw overlap(a, b, label);
                     }
                 }
             }

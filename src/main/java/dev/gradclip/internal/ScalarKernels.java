@@ -1,57 +1,65 @@
 package dev.gradclip.internal;
 
+import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The scalar reference kernels: the plain-Java statement of the summation order that
- * {@link Kernels} defines, and the fallback when the Vector API is not available.
- *
- * <p>With the same lane count as {@link VectorKernels} it returns bit-identical block sums, which
- * is what the tests check. The fallback uses {@link #DEFAULT_LANES}, the lane count of the vector
- * kernels on 512-bit hardware, so there the two paths agree to the bit.
+ * The scalar reference kernels: the plain-Java statement of the order {@link Kernels} defines, and
+ * the fallback when the Vector API is not available. {@link VectorKernels} returns the same bits,
+ * which the tests check; the element conversions here use the JDK's own
+ * ({@link Float#float16ToFloat}, {@link Float#floatToFloat16}), so they also check the vector bit tricks.
  */
 public final class ScalarKernels implements Kernels {
 
-    /** The fallback's lane count: four accumulators of eight doubles, as on AVX-512. */
-    public static final int DEFAULT_LANES = 32;
-
-    /** The lane counts for which {@link GlobalNorm#relativeErrorBound(int)} stays within 1e-13. */
-    public static final int MIN_LANES = 4;
-    public static final int MAX_LANES = 1024;
-
     /** Native byte order, any alignment: heap, native and mapped segments all qualify. */
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    static final ValueLayout.OfDouble DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED;
+    static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
 
-    private final int lanes;
-
-    public ScalarKernels() {
-        this(DEFAULT_LANES);
-    }
-
-    /** A reference with another lane count, to reproduce a vector kernel of that width exactly. */
-    public ScalarKernels(int lanes) {
-        if (lanes < MIN_LANES || lanes > MAX_LANES || Integer.bitCount(lanes) != 1) {
-            throw new IllegalArgumentException(
-                    "lanes must be a power of two from " + MIN_LANES + " to " + MAX_LANES + ", was " + lanes);
-        }
-        this.lanes = lanes;
-    }
+    /** The quiet NaNs written for a NaN result, with the sign of the value. */
+    static final int FLOAT16_NAN = 0x7e00;
+    static final int BFLOAT16_NAN = 0x7fc0;
 
     @Override
-    public double blockSumOfSquares(MemorySegment floats, long from, int count) {
-        int full = count - count % lanes;
-        return fold(floats, from, full, 0, 1) + tailSumOfSquares(floats, from + full, from + count);
+    public void normBlock(DType type, boolean squares, MemorySegment segment, long from, int count, double scale,
+                          BlockFigures out) {
+        int full = count - count % LANES;
+        double fold = fold(type, squares, segment, from, full, scale, 0, 1);
+        double max = 0;
+        for (long i = from; i < from + full; i++) {
+            max = Math.max(max, magnitude(type, segment, i, scale));
+        }
+        tail(type, squares, segment, from + full, from + count, scale, out);
+        out.sum = fold + out.sum;
+        out.max = Math.max(out.max, max);
     }
 
-    /** The tail of a block: squares of elements {@code from} to {@code end}, added in order from zero. */
-    static double tailSumOfSquares(MemorySegment floats, long from, long end) {
-        double tail = 0;
+    /**
+     * The tail of a block, elements {@code from} to {@code end}: their terms added in order from zero
+     * into {@code out.sum}, their largest magnitude into {@code out.max}.
+     */
+    static void tail(DType type, boolean squares, MemorySegment segment, long from, long end, double scale,
+                     BlockFigures out) {
+        double sum = 0;
+        double max = 0;
         for (long i = from; i < end; i++) {
-            double x = floats.getAtIndex(FLOAT, i);
-            tail += x * x;
+            double a = magnitude(type, segment, i, scale);
+            sum = term(type, squares, a, sum);
+            max = Math.max(max, a);
         }
-        return tail;
+        out.sum = sum;
+        out.max = max;
+    }
+
+    /** {@code sum + a*a} rounded once (an fma), or {@code sum + a}. */
+    private static double term(DType type, boolean squares, double a, double sum) {
+        if (!squares) {
+            return sum + a;
+        }
+        // A widened float's square is exact in double, so a plain multiply-add rounds once too,
+        // and avoids Math.fma's slow software path on CPUs without FMA.
+        return type == DType.FLOAT64 ? Math.fma(a, a, sum) : a * a + sum;
     }
 
     /**
@@ -59,38 +67,99 @@ public final class ScalarKernels implements Kernels {
      * takes lane {@code j + step}, so the value is the fold of the two lanes one step wider.
      * Recursing instead of storing the lane sums keeps the fallback allocation-free.
      */
-    private double fold(MemorySegment floats, long from, int full, int lane, int step) {
-        if (step == lanes) {
-            return laneSum(floats, from, full, lane);
+    private static double fold(DType type, boolean squares, MemorySegment segment, long from, int full, double scale,
+                               int lane, int step) {
+        if (step == LANES) {
+            double sum = 0;
+            for (int k = lane; k < full; k += LANES) {
+                sum = term(type, squares, magnitude(type, segment, from + k, scale), sum);
+            }
+            return sum;
         }
-        return fold(floats, from, full, lane, 2 * step) + fold(floats, from, full, lane + step, 2 * step);
+        return fold(type, squares, segment, from, full, scale, lane, 2 * step)
+                + fold(type, squares, segment, from, full, scale, lane + step, 2 * step);
     }
 
-    /** Squares of elements {@code lane, lane + lanes, ...} below {@code full}, added in order from zero. */
-    private double laneSum(MemorySegment floats, long from, int full, int lane) {
-        double sum = 0;
-        for (int k = lane; k < full; k += lanes) {
-            double x = floats.getAtIndex(FLOAT, from + k);
-            // A float's square is exact in double (24 + 24 bits < 53), so only the add rounds.
-            sum += x * x;
+    /** {@code |x * scale|} of element {@code i}, exactly widened to double ({@code scale} is for FLOAT64 only). */
+    static double magnitude(DType type, MemorySegment segment, long i, double scale) {
+        return Math.abs(type == DType.FLOAT64 ? segment.getAtIndex(DOUBLE, i) * scale : load(type, segment, i));
+    }
+
+    /** Element {@code i} of a 32- or 16-bit type, widened exactly to float. */
+    static float load(DType type, MemorySegment segment, long i) {
+        return switch (type) {
+            case FLOAT32 -> segment.getAtIndex(FLOAT, i);
+            case FLOAT16 -> Float.float16ToFloat(segment.getAtIndex(SHORT, i));
+            case BFLOAT16 -> Float.intBitsToFloat(segment.getAtIndex(SHORT, i) << 16);
+            case FLOAT64 -> throw new IllegalArgumentException("float64 does not widen to float");
+        };
+    }
+
+    /** Stores {@code value} into element {@code i} of a 32- or 16-bit type, rounded to nearest even. */
+    static void store(DType type, MemorySegment segment, long i, float value) {
+        switch (type) {
+            case FLOAT32 -> segment.setAtIndex(FLOAT, i, value);
+            case FLOAT16 -> segment.setAtIndex(SHORT, i, toFloat16(value));
+            case BFLOAT16 -> segment.setAtIndex(SHORT, i, toBfloat16(value));
+            case FLOAT64 -> throw new IllegalArgumentException("float64 does not narrow from float");
         }
-        return sum;
+    }
+
+    /** Round to nearest even, as {@link Float#floatToFloat16}; a NaN becomes the quiet NaN 0x7e00 with its sign. */
+    static short toFloat16(float value) {
+        if (Float.isNaN(value)) {
+            return (short) ((Float.floatToRawIntBits(value) >>> 16 & 0x8000) | FLOAT16_NAN);
+        }
+        return Float.floatToFloat16(value);
+    }
+
+    /** Round to nearest even on the high 16 bits; a NaN becomes the quiet NaN 0x7fc0 with its sign. */
+    static short toBfloat16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        if (Float.isNaN(value)) {
+            return (short) ((bits >>> 16 & 0x8000) | BFLOAT16_NAN);
+        }
+        return (short) ((bits + 0x7fff + (bits >>> 16 & 1)) >>> 16);
     }
 
     @Override
-    public void scaleBlock(MemorySegment floats, long from, int count, float c) {
-        for (long i = from, end = from + count; i < end; i++) {
-            floats.setAtIndex(FLOAT, i, floats.getAtIndex(FLOAT, i) * c);
+    public void scaleBlock(DType type, MemorySegment segment, long from, int count, double c) {
+        scaleTail(type, segment, from, from + count, c);
+    }
+
+    static void scaleTail(DType type, MemorySegment segment, long from, long end, double c) {
+        if (type == DType.FLOAT64) {
+            for (long i = from; i < end; i++) {
+                segment.setAtIndex(DOUBLE, i, segment.getAtIndex(DOUBLE, i) * c);
+            }
+            return;
+        }
+        float c32 = (float) c;
+        for (long i = from; i < end; i++) {
+            store(type, segment, i, load(type, segment, i) * c32);
         }
     }
 
     @Override
-    public int logicalLanes() {
-        return lanes;
+    public void clampBlock(DType type, MemorySegment segment, long from, int count, double bound) {
+        clampTail(type, segment, from, from + count, bound);
+    }
+
+    static void clampTail(DType type, MemorySegment segment, long from, long end, double bound) {
+        if (type == DType.FLOAT64) {
+            for (long i = from; i < end; i++) {
+                segment.setAtIndex(DOUBLE, i, Math.min(Math.max(segment.getAtIndex(DOUBLE, i), -bound), bound));
+            }
+            return;
+        }
+        float b = (float) bound;
+        for (long i = from; i < end; i++) {
+            store(type, segment, i, Math.min(Math.max(load(type, segment, i), -b), b));
+        }
     }
 
     @Override
     public String description() {
-        return "scalar (" + lanes + " lanes)";
+        return "scalar (" + LANES + " lanes)";
     }
 }

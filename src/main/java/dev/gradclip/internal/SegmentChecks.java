@@ -1,38 +1,36 @@
 package dev.gradclip.internal;
 
+import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.function.IntFunction;
 
 /**
- * Argument checks for a list of gradient segments. Every check runs before the first write, and
- * each message names the argument ({@code grads}) and the segment's index in it.
+ * Argument checks. Every check runs before the first write, and each message names the argument
+ * and the tensor, by name and index.
  */
-final class SegmentChecks {
+public final class SegmentChecks {
 
     private SegmentChecks() {}
 
-    static void checkMaxNorm(double maxNorm) {
+    public static void checkMaxNorm(double maxNorm) {
         if (!(maxNorm >= 0)) {
             throw new IllegalArgumentException(
                     "maxNorm must be >= 0 (or +Infinity for no clipping), was " + maxNorm);
         }
     }
 
-    /** Everything needed to read the segments: no nulls, float32 sizes, live, this thread's, disjoint. */
-    static void checkReadable(List<MemorySegment> grads) {
+    /** The 0.1 lists: no nulls, float32 sizes, live, this thread's, disjoint. */
+    public static void checkFloatList(List<MemorySegment> grads) {
         if (grads == null) {
             throw new NullPointerException("grads is null");
+        }
+        for (int i = 0, n = grads.size(); i < n; i++) {
+            checkShape(grads.get(i), DType.FLOAT32, i, SegmentChecks::name);
         }
         Thread current = Thread.currentThread();
         for (int i = 0, n = grads.size(); i < n; i++) {
             MemorySegment segment = grads.get(i);
-            if (segment == null) {
-                throw new NullPointerException(name(i) + " is null");
-            }
-            if (segment.byteSize() % Float.BYTES != 0) {
-                throw new IllegalArgumentException(name(i) + " has " + segment.byteSize()
-                        + " bytes, not a multiple of " + Float.BYTES + " (float32 elements)");
-            }
             if (!segment.scope().isAlive()) {
                 throw new IllegalStateException(name(i) + " cannot be read: its arena is closed");
             }
@@ -40,20 +38,30 @@ final class SegmentChecks {
                 throw new WrongThreadException(name(i) + " is confined to another thread than " + current);
             }
         }
-        Overlaps.requireDisjoint(grads);
+        Overlaps.requireDisjoint(grads, SegmentChecks::name);
     }
 
-    /** Scaling writes every non-empty segment, so none of them may be read-only. */
-    static void checkWritable(List<MemorySegment> grads) {
-        for (int i = 0, n = grads.size(); i < n; i++) {
-            MemorySegment segment = grads.get(i);
-            if (segment.isReadOnly() && segment.byteSize() > 0) {
-                throw new IllegalArgumentException(name(i) + " is read-only but has to be scaled");
-            }
+    /** Not null, and a whole number of elements of the type. */
+    public static void checkShape(MemorySegment segment, DType type, int index, IntFunction<String> label) {
+        if (segment == null) {
+            throw new NullPointerException(label.apply(index) + " is null");
+        }
+        if (type == null) {
+            throw new NullPointerException(label.apply(index) + " has a null dtype");
+        }
+        if (segment.byteSize() % type.byteSize() != 0) {
+            throw new IllegalArgumentException(label.apply(index) + " has " + segment.byteSize()
+                    + " bytes, not a multiple of " + type.byteSize() + " (" + type.name().toLowerCase(java.util.Locale.ROOT)
+                    + " elements)");
         }
     }
 
-    static String name(int index) {
+    /** Segments that share memory would be counted and scaled twice. */
+    public static void checkDisjoint(List<MemorySegment> segments, IntFunction<String> label) {
+        Overlaps.requireDisjoint(segments, label);
+    }
+
+    public static String name(int index) {
         return "grads[" + index + "]";
     }
 }

@@ -1,48 +1,84 @@
 package dev.gradclip.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.gradclip.DType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.EnumSource;
 
-/** The block kernels against the scalar reference, over every tail length and alignment. */
+/**
+ * The vector kernels against the scalar reference, to the bit: every dtype, both terms, every
+ * count of a block, misaligned; and the float16 / bfloat16 conversions for all 65,536 bit patterns
+ * against the JDK's.
+ */
 class KernelsTest {
 
-    private static final Kernels ACTIVE = KernelProvider.kernels();
-    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final Kernels VECTOR = vectorOrNull();
+    private static final Kernels SCALAR = new ScalarKernels();
 
-    /** Values over many decades, so that summation order shows in the last bits. */
-    private static MemorySegment randomFloats(Arena arena, int count, int misalignBytes, long seed) {
+    private static Kernels vectorOrNull() {
+        Kernels active = KernelProvider.kernels();
+        return active instanceof ScalarKernels ? null : active;
+    }
+
+    /** Random bits: every exponent, subnormals, infinities and NaNs included, so that nothing is special-cased away. */
+    private static MemorySegment randomBits(Arena arena, DType type, int count, int shift, long seed, boolean finite) {
         SplittableRandom random = new SplittableRandom(seed);
-        MemorySegment segment = arena.allocate((long) count * Float.BYTES + misalignBytes, 64)
-                .asSlice(misalignBytes, (long) count * Float.BYTES);
+        long bytes = (long) count * type.byteSize();
+        MemorySegment segment = arena.allocate(bytes + shift, 64).asSlice(shift, bytes);
         for (int i = 0; i < count; i++) {
-            double magnitude = Math.pow(10, random.nextInt(-6, 7));
-            segment.setAtIndex(FLOAT, i, (float) (random.nextDouble(-1, 1) * magnitude));
+            switch (type) {
+                case FLOAT64 -> {
+                    double v = Double.longBitsToDouble(random.nextLong());
+                    segment.setAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, i, finite && !Double.isFinite(v) ? 1.5 : v);
+                }
+                case FLOAT32 -> {
+                    float v = Float.intBitsToFloat(random.nextInt());
+                    segment.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, finite && !Float.isFinite(v) ? -2.5f : v);
+                }
+                case FLOAT16, BFLOAT16 -> {
+                    short v = (short) random.nextInt();
+                    boolean special = type == DType.FLOAT16 ? (v & 0x7c00) == 0x7c00 : (v & 0x7f80) == 0x7f80;
+                    segment.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, finite && special ? (short) 0x3c00 : v);
+                }
+            }
         }
         return segment;
     }
 
+    private static void assertSameBits(double expected, double actual, String where) {
+        if (Double.doubleToLongBits(expected) != Double.doubleToLongBits(actual)) { // NaNs compare equal
+            throw new AssertionError(where + ": " + expected + " != " + actual);
+        }
+    }
+
     @ParameterizedTest
-    @ValueSource(ints = {0, 1, 2, 3})
-    void blockSumMatchesScalarReferenceToTheBitForEveryCount(int misalignBytes) {
-        Kernels reference = new ScalarKernels(ACTIVE.logicalLanes());
+    @EnumSource(DType.class)
+    void normBlockMatchesScalarReferenceToTheBitForEveryCount(DType type) {
+        if (VECTOR == null) {
+            return; // this JVM runs the scalar kernels only; CrossWidthTest covers the comparison
+        }
+        BlockFigures expected = new BlockFigures();
+        BlockFigures actual = new BlockFigures();
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment floats = randomFloats(arena, Kernels.BLOCK + 7, misalignBytes, 42);
-            for (int from = 0; from < 3; from++) {
-                for (int count = 0; count <= Kernels.BLOCK; count++) {
-                    double expected = reference.blockSumOfSquares(floats, from, count);
-                    double actual = ACTIVE.blockSumOfSquares(floats, from, count);
-                    if (Double.doubleToRawLongBits(expected) != Double.doubleToRawLongBits(actual)) {
-                        throw new AssertionError("from " + from + ", count " + count + ": " + expected + " != " + actual);
+            for (int shift : new int[] {0, 1, 3}) {
+                MemorySegment segment = randomBits(arena, type, Kernels.BLOCK + 7, shift, 42 + shift, true);
+                double scale = type == DType.FLOAT64 ? 0x1p-700 : 1;
+                for (int from = 0; from < 2; from++) {
+                    for (int count = 0; count <= Kernels.BLOCK; count += count < 300 ? 1 : 37) {
+                        for (boolean squares : new boolean[] {true, false}) {
+                            SCALAR.normBlock(type, squares, segment, from, count, scale, expected);
+                            VECTOR.normBlock(type, squares, segment, from, count, scale, actual);
+                            String where = type + " shift " + shift + " from " + from + " count " + count + " squares " + squares;
+                            assertSameBits(expected.sum, actual.sum, where + " sum");
+                            assertSameBits(expected.max, actual.max, where + " max");
+                        }
                     }
                 }
             }
@@ -50,104 +86,128 @@ class KernelsTest {
     }
 
     @ParameterizedTest
-    @ValueSource(ints = {0, 1, 2, 3})
-    void scaleWritesFloatProductForEveryCount(int misalignBytes) {
-        float c = 0.7390851f;
+    @EnumSource(DType.class)
+    void nonFiniteElementsGiveNaNOrInfinityInBothKernels(DType type) {
+        BlockFigures figures = new BlockFigures();
         try (Arena arena = Arena.ofConfined()) {
-            int max = 3 * ACTIVE.logicalLanes() + 3;
-            for (int count : counts(max)) {
-                for (Kernels kernels : List.of(ACTIVE, new ScalarKernels())) {
-                    MemorySegment floats = randomFloats(arena, count + 2, misalignBytes, count);
-                    float[] before = floats.toArray(FLOAT);
-                    kernels.scaleBlock(floats, 1, count, c);
-                    float[] after = floats.toArray(FLOAT);
-                    for (int i = 0; i < before.length; i++) {
-                        float expected = i >= 1 && i <= count ? before[i] * c : before[i];
-                        assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(after[i]),
-                                kernels.description() + ", count " + count + ", element " + i);
+            for (Kernels kernels : VECTOR == null ? new Kernels[] {SCALAR} : new Kernels[] {SCALAR, VECTOR}) {
+                for (int at : new int[] {0, 5, 31, 32, 100}) {
+                    MemorySegment segment = arena.allocate(101L * type.byteSize());
+                    setElement(segment, type, at, Double.POSITIVE_INFINITY);
+                    kernels.normBlock(type, true, segment, 0, 101, 1, figures);
+                    assertEquals(Double.POSITIVE_INFINITY, figures.max, kernels.description() + " " + type + " inf at " + at);
+                    assertEquals(Double.POSITIVE_INFINITY, figures.sum);
+                    setElement(segment, type, (at + 7) % 101, Double.NaN);
+                    kernels.normBlock(type, false, segment, 0, 101, 1, figures);
+                    assertTrue(Double.isNaN(figures.max) && Double.isNaN(figures.sum), type + " NaN near " + at);
+                }
+            }
+        }
+    }
+
+    private static void setElement(MemorySegment segment, DType type, long i, double value) {
+        switch (type) {
+            case FLOAT64 -> segment.setAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, i, value);
+            case FLOAT32 -> segment.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) value);
+            case FLOAT16 -> segment.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16((float) value));
+            case BFLOAT16 -> segment.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i,
+                    (short) (Float.floatToRawIntBits((float) value) >>> 16));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void scaleAndClampMatchScalarReferenceToTheBitForEveryCount(DType type) {
+        if (VECTOR == null) {
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            for (int count = 0; count <= 200; count++) {
+                for (boolean clamp : new boolean[] {false, true}) {
+                    double arg = clamp ? 1.5 : 0.7390851332151607;
+                    MemorySegment a = randomBits(arena, type, count + 2, 1, count, false);
+                    MemorySegment b = arena.allocate(a.byteSize() + 1, 64).asSlice(1, a.byteSize()).copyFrom(a);
+                    if (clamp) {
+                        SCALAR.clampBlock(type, a, 1, count, arg);
+                        VECTOR.clampBlock(type, b, 1, count, arg);
+                    } else {
+                        SCALAR.scaleBlock(type, a, 1, count, arg);
+                        VECTOR.scaleBlock(type, b, 1, count, arg);
+                    }
+                    assertEquals(-1L, a.mismatch(b), type + (clamp ? " clamp" : " scale") + " count " + count);
+                }
+            }
+        }
+    }
+
+    @Test
+    void float16AndBfloat16ConversionsAgreeWithTheJdkForAllBitPatterns() {
+        // Scaling by 1 widens every pattern to float and rounds it back: the identity, but NaNs
+        // become the type's quiet NaN. Scaling by 2^-k exercises rounding into subnormals and ties.
+        try (Arena arena = Arena.ofConfined()) {
+            for (DType type : new DType[] {DType.FLOAT16, DType.BFLOAT16}) {
+                for (double c : new double[] {1.0, 0.5, 0x1p-3, 0x1p-11, 0.7390851332151607, 0x1p-30}) {
+                    MemorySegment all = arena.allocate(65536L * 2);
+                    for (int bits = 0; bits < 65536; bits++) {
+                        all.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, bits, (short) bits);
+                    }
+                    MemorySegment copy = arena.allocate(all.byteSize()).copyFrom(all);
+                    (VECTOR == null ? SCALAR : VECTOR).scaleBlock(type, all, 0, 4096, c);
+                    for (int from = 4096; from < 65536; from += 4096) {
+                        (VECTOR == null ? SCALAR : VECTOR).scaleBlock(type, all, from, 4096, c);
+                    }
+                    float c32 = (float) c;
+                    for (int bits = 0; bits < 65536; bits++) {
+                        short input = copy.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, bits);
+                        float widened = type == DType.FLOAT16 ? Float.float16ToFloat(input)
+                                : Float.intBitsToFloat(input << 16);
+                        float product = widened * c32;
+                        short expected = type == DType.FLOAT16 ? jdkFloat16(product) : bfloat16(product);
+                        short actual = all.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, bits);
+                        assertEquals(expected, actual, type + " c " + c + " bits 0x" + Integer.toHexString(bits));
                     }
                 }
             }
         }
     }
 
-    /** 0 to max, and the sizes around powers of two that hit every loop boundary. */
-    private static int[] counts(int max) {
-        int[] extra = {1023, 1024, 1025, 2046, 2047, 2048, 2049, 4095, 4096};
-        int[] counts = new int[max + 1 + extra.length];
-        for (int i = 0; i <= max; i++) {
-            counts[i] = i;
+    /** The JDK's round to nearest even, with NaN as the quiet NaN 0x7e00 and its sign. */
+    private static short jdkFloat16(float f) {
+        if (Float.isNaN(f)) {
+            return (short) ((Float.floatToRawIntBits(f) >>> 16 & 0x8000) | 0x7e00);
         }
-        System.arraycopy(extra, 0, counts, max + 1, extra.length);
-        return counts;
+        return Float.floatToFloat16(f);
+    }
+
+    /** Round to nearest even by definition: the nearer of the two bfloat16 neighbours, ties to the even one. */
+    private static short bfloat16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) {
+            return (short) ((bits >>> 16 & 0x8000) | 0x7fc0);
+        }
+        if (Float.isInfinite(f)) {
+            return (short) (bits >>> 16);
+        }
+        int down = bits & 0xffff0000;
+        int up = down + 0x10000;
+        double exact = f;
+        double below = Float.intBitsToFloat(down);
+        double above = Float.intBitsToFloat(up);
+        double dBelow = Math.abs(exact - below);
+        double dAbove = Math.abs(above - exact);
+        if (dBelow < dAbove || (dBelow == dAbove && ((down >>> 16) & 1) == 0)) {
+            return (short) (down >>> 16);
+        }
+        return (short) (up >>> 16);
     }
 
     @Test
-    void scalarReferenceAddsInTheDocumentedOrder() {
-        // Ten elements, four lanes: lanes {0,4} {1,5} {2,6} {3,7}, fold (l0+l2)+(l1+l3), tail 8, 9.
-        float[] x = {1e8f, 3, 5, 7, 1, 2, 4, 6, 1e-3f, 3e-3f};
-        double[] sq = new double[x.length];
-        for (int i = 0; i < x.length; i++) {
-            sq[i] = (double) x[i] * x[i];
+    void vectorKernelsAreChosenWhenTheModuleIsPresentAndVectorsAreWideEnough() {
+        String description = KernelProvider.kernels().description();
+        if (jdk.incubator.vector.DoubleVector.SPECIES_PREFERRED.vectorBitSize() >= 256) {
+            assertTrue(description.startsWith("vector"), description);
+        } else {
+            assertTrue(description.startsWith("scalar"), description);
         }
-        double l0 = 0 + sq[0] + sq[4];
-        double l1 = 0 + sq[1] + sq[5];
-        double l2 = 0 + sq[2] + sq[6];
-        double l3 = 0 + sq[3] + sq[7];
-        double expected = ((l0 + l2) + (l1 + l3)) + (0 + sq[8] + sq[9]);
-        double actual = new ScalarKernels(4).blockSumOfSquares(MemorySegment.ofArray(x), 0, x.length);
-        assertEquals(Double.doubleToRawLongBits(expected), Double.doubleToRawLongBits(actual));
-        // The order matters for these values: a plain left-to-right sum rounds differently.
-        double plain = 0;
-        for (double s : sq) {
-            plain += s;
-        }
-        assertTrue(plain != actual);
-    }
-
-    @Test
-    void relativeErrorBoundIsWithinTheContractForEveryLaneCount() {
-        for (int lanes = ScalarKernels.MIN_LANES; lanes <= ScalarKernels.MAX_LANES; lanes *= 2) {
-            assertTrue(GlobalNorm.relativeErrorBound(lanes) <= 1e-13, "lanes " + lanes);
-        }
-        // The figures quoted in the javadoc.
-        assertEquals(7.7e-15, GlobalNorm.relativeErrorBound(32), 0.05e-15);
-        assertEquals(1.5e-14, GlobalNorm.relativeErrorBound(16), 0.05e-14);
-        assertEquals(2.9e-14, GlobalNorm.relativeErrorBound(8), 0.05e-14);
-    }
-
-    @Test
-    void scalarReferenceRejectsLaneCountsOutsideTheBoundedRange() {
-        assertThrows(IllegalArgumentException.class, () -> new ScalarKernels(12));
-        assertThrows(IllegalArgumentException.class, () -> new ScalarKernels(ScalarKernels.MIN_LANES / 2));
-        assertThrows(IllegalArgumentException.class, () -> new ScalarKernels(ScalarKernels.MAX_LANES * 2));
-    }
-
-    @Test
-    void nonFiniteElementsGiveNanOrInfinityAtEveryPosition() {
-        for (Kernels kernels : List.of(ACTIVE, new ScalarKernels())) {
-            int count = 2 * kernels.logicalLanes() + 5;
-            for (int at = 0; at < count; at++) {
-                float[] x = new float[count];
-                java.util.Arrays.fill(x, 2.5f);
-                x[at] = Float.NEGATIVE_INFINITY;
-                assertEquals(Double.POSITIVE_INFINITY,
-                        GlobalNorm.totalNorm(kernels, List.of(MemorySegment.ofArray(x))), "inf at " + at);
-                x[(at + 1) % count] = Float.POSITIVE_INFINITY;
-                x[(at + 7) % count] = Float.NaN;
-                assertTrue(Double.isNaN(GlobalNorm.totalNorm(kernels, List.of(MemorySegment.ofArray(x)))), "NaN at " + at);
-            }
-        }
-    }
-
-    @Test
-    void infinityInOneBlockAndNanInALaterSegmentGiveNan() {
-        float[] first = new float[3 * Kernels.BLOCK];
-        first[Kernels.BLOCK + 1] = Float.POSITIVE_INFINITY;
-        float[] second = {1, Float.NaN};
-        assertTrue(Double.isNaN(GlobalNorm.totalNorm(ACTIVE,
-                List.of(MemorySegment.ofArray(first), MemorySegment.ofArray(second)))));
-        first[2 * Kernels.BLOCK + 5] = Float.POSITIVE_INFINITY; // two infinite blocks: inf, not inf - inf
-        assertEquals(Double.POSITIVE_INFINITY, GlobalNorm.totalNorm(ACTIVE, List.of(MemorySegment.ofArray(first))));
     }
 }

@@ -1,0 +1,171 @@
+package dev.gradclip;
+
+import java.util.Arrays;
+import java.util.Locale;
+
+/**
+ * What one {@link Clipper#clip(Gradients, GradReport)} saw: the global norm, the coefficient, and
+ * each tensor's own norm, largest magnitude and count of non-finite elements, all from before
+ * clipping and from the same pass over memory as the global norm. Caller-owned and reusable: build
+ * one per {@link Gradients} and pass it on every step; filling it allocates nothing.
+ *
+ * <p>Per-tensor norms have the global norm's error bounds (and are exact for normType +Infinity);
+ * {@link #maxAbs} and {@link #nonFiniteCount} are exact. Not thread-safe.
+ */
+public final class GradReport {
+
+    private final Gradients grads;
+    private final double[] norms;
+    private final double[] maxAbs;
+    private final long[] nonFinite;
+    private double totalNorm = Double.NaN;
+    private double coefficient = 1;
+    private boolean clipped;
+    private double normType = 2;
+    private boolean filled;
+
+    public GradReport(Gradients grads) {
+        if (grads == null) {
+            throw new NullPointerException("grads is null");
+        }
+        this.grads = grads;
+        int n = grads.size();
+        norms = new double[n];
+        maxAbs = new double[n];
+        nonFinite = new long[n];
+    }
+
+    /** The number of tensors. */
+    public int size() {
+        return norms.length;
+    }
+
+    /** The global norm before clipping (with an all-reduce hook: the norm over every participant). */
+    public double totalNorm() {
+        return totalNorm;
+    }
+
+    /** The coefficient {@code maxNorm / (norm + 1e-6)} that was applied, in double; 1 if nothing was written. */
+    public double coefficient() {
+        return coefficient;
+    }
+
+    /** Whether the gradients were written (scaled). */
+    public boolean clipped() {
+        return clipped;
+    }
+
+    /** The tensor's own norm, of the configured normType, before clipping. */
+    public double norm(int tensor) {
+        return norms[checked(tensor)];
+    }
+
+    /** The norm of the tensor with this name. */
+    public double norm(String name) {
+        return norm(index(name));
+    }
+
+    /** The largest |g| in the tensor before clipping; NaN if it holds a NaN. */
+    public double maxAbs(int tensor) {
+        return maxAbs[checked(tensor)];
+    }
+
+    /** The number of NaN and infinite elements in the tensor. */
+    public long nonFiniteCount(int tensor) {
+        return nonFinite[checked(tensor)];
+    }
+
+    /** The tensor's name in the {@link Gradients} this report was built for. */
+    public String name(int tensor) {
+        return grads.name(checked(tensor));
+    }
+
+    /** Whether any tensor holds a NaN or an infinity. */
+    public boolean hasNonFinite() {
+        for (long n : nonFinite) {
+            if (n != 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The indices of the {@code k} tensors with the largest norms, largest first (NaN first). For logs; allocates. */
+    public int[] largest(int k) {
+        Integer[] order = new Integer[norms.length];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        Arrays.sort(order, (a, b) -> Double.compare(norms[b], norms[a]));
+        int[] top = new int[Math.min(k, order.length)];
+        for (int i = 0; i < top.length; i++) {
+            top[i] = order[i];
+        }
+        return top;
+    }
+
+    boolean isFor(Gradients other) {
+        return other.size() == norms.length;
+    }
+
+    double[] norms() {
+        return norms;
+    }
+
+    double[] maxAbsArray() {
+        return maxAbs;
+    }
+
+    long[] nonFiniteArray() {
+        return nonFinite;
+    }
+
+    void fill(double normType, double totalNorm, double coefficient, boolean clipped) {
+        this.normType = normType;
+        this.totalNorm = totalNorm;
+        this.coefficient = coefficient;
+        this.clipped = clipped;
+        this.filled = true;
+    }
+
+    private int checked(int tensor) {
+        if (tensor < 0 || tensor >= norms.length) {
+            throw new IndexOutOfBoundsException("tensor " + tensor + " is not in 0.." + (norms.length - 1));
+        }
+        return tensor;
+    }
+
+    private int index(String name) {
+        int i = grads.indexOf(name);
+        if (i < 0) {
+            throw new IllegalArgumentException("no tensor is named \"" + name + "\"");
+        }
+        return i;
+    }
+
+    /** One log line: the global norm, what was done, the largest tensor norm, and any non-finite tensors. */
+    @Override
+    public String toString() {
+        if (!filled) {
+            return "GradReport[not filled yet, " + size() + " tensors]";
+        }
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "norm%s %.6g", normTypeLabel(), totalNorm));
+        line.append(clipped ? String.format(Locale.ROOT, ", clipped x%.6g", coefficient) : ", not clipped");
+        if (size() > 0) {
+            int top = largest(1)[0];
+            line.append(String.format(Locale.ROOT, ", largest %s %.6g", grads.name(top), norms[top]));
+        }
+        int shown = 0;
+        for (int i = 0; i < size(); i++) {
+            if (nonFinite[i] != 0) {
+                line.append(shown++ == 0 ? ", non-finite: " : ", ").append(grads.name(i)).append(" (")
+                        .append(nonFinite[i]).append(')');
+            }
+        }
+        return line.toString();
+    }
+
+    private String normTypeLabel() {
+        return normType == 2 ? "" : normType == Double.POSITIVE_INFINITY ? "[inf]" : "[" + normType + "]";
+    }
+}

@@ -1,0 +1,170 @@
+package dev.gradclip.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.math.BigDecimal;
+import java.math.MathContext;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** The exact accumulator: exactness against BigDecimal, order-independence, rounding, and its word encoding. */
+class ExactSumTest {
+
+    private record Term(double value, int offset) {
+        BigDecimal exact() {
+            BigDecimal v = new BigDecimal(value);
+            return offset >= 0 ? v.multiply(BigDecimal.TWO.pow(offset)) : v.divide(BigDecimal.TWO.pow(-offset));
+        }
+    }
+
+    /** Terms over the whole range gradclip deposits: subnormals, huge values, and large offsets both ways. */
+    private static List<Term> randomTerms(long seed, int n) {
+        Random random = new Random(seed);
+        List<Term> terms = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            double value = switch (random.nextInt(4)) {
+                case 0 -> Double.longBitsToDouble(random.nextLong() & 0x7fef_ffff_ffff_ffffL); // any finite >= 0
+                case 1 -> random.nextDouble() * Double.MIN_NORMAL;                            // subnormal
+                case 2 -> random.nextDouble() * 1e10;
+                default -> random.nextDouble() * 4;
+            };
+            int offset = switch (random.nextInt(3)) {
+                case 0 -> 0;
+                case 1 -> value >= 1 ? random.nextInt(0, 1000) : random.nextInt(-1000, 0);
+                default -> value >= 1 && value < 8 ? random.nextInt(-2148, 2046) : 0;
+            };
+            terms.add(new Term(value, offset));
+        }
+        return terms;
+    }
+
+    private static BigDecimal exact(List<Term> terms) {
+        BigDecimal sum = BigDecimal.ZERO;
+        for (Term t : terms) {
+            sum = sum.add(t.exact());
+        }
+        return sum;
+    }
+
+    @Test
+    void sumIsTheExactSumRoundedOnce() {
+        for (long seed = 0; seed < 20; seed++) {
+            List<Term> terms = randomTerms(seed, 300).stream().filter(t -> t.offset() == 0).toList();
+            ExactSum sum = new ExactSum();
+            terms.forEach(t -> sum.add(t.value(), t.offset()));
+            BigDecimal exact = exact(terms);
+            // BigDecimal.doubleValue is correctly rounded; the 60-digit pre-rounding could only matter at a tie, which random data does not hit.
+            assertEquals(exact.doubleValue(), sum.toDouble(), "seed " + seed);
+        }
+    }
+
+    @Test
+    void orderOfDepositsAndMergesDoesNotChangeTheBits() {
+        List<Term> terms = randomTerms(7, 2000);
+        ExactSum forward = new ExactSum();
+        terms.forEach(t -> forward.add(t.value(), t.offset()));
+        for (int round = 0; round < 10; round++) {
+            List<Term> shuffled = new ArrayList<>(terms);
+            Collections.shuffle(shuffled, new Random(round));
+            ExactSum a = new ExactSum();
+            ExactSum b = new ExactSum();
+            for (int i = 0; i < shuffled.size(); i++) {
+                (i % 3 == 0 ? a : b).add(shuffled.get(i).value(), shuffled.get(i).offset());
+            }
+            b.add(a);
+            assertEquals(Double.doubleToLongBits(forward.sqrt()), Double.doubleToLongBits(b.sqrt()));
+            long[] w1 = new long[ExactSum.DIGITS];
+            long[] w2 = new long[ExactSum.DIGITS];
+            forward.writeDigits(w1, 0);
+            b.writeDigits(w2, 0);
+            assertEquals(List.of(toList(w1)), List.of(toList(w2)));
+        }
+    }
+
+    private static List<Long> toList(long[] words) {
+        List<Long> list = new ArrayList<>();
+        for (long w : words) {
+            list.add(w);
+        }
+        return list;
+    }
+
+    @Test
+    void sqrtOfATotalBeyondTheDoubleRangeIsTheRootOfTheExactTotal() {
+        // (1e300)^2 * 3: far above Double.MAX_VALUE, as float64 squares get.
+        ExactSum sum = new ExactSum();
+        double x = 1e300;
+        int e = Math.getExponent(x);
+        double scaled = Math.scalb(x, -e);
+        for (int i = 0; i < 3; i++) {
+            sum.add(scaled * scaled, 2 * e);
+        }
+        BigDecimal exact = new BigDecimal(scaled * scaled).multiply(BigDecimal.valueOf(3)).multiply(BigDecimal.TWO.pow(2 * e))
+                .sqrt(new MathContext(40));
+        double got = sum.sqrt();
+        assertEquals(exact.doubleValue(), got, Math.ulp(got));
+        assertEquals(Double.POSITIVE_INFINITY, sum.toDouble());
+    }
+
+    @Test
+    void roundingIsToNearestEvenAtATie() {
+        ExactSum sum = new ExactSum();
+        sum.add(1.0, 0);
+        sum.add(0x1p-53, 0); // exactly half an ulp of 1: ties to even, 1.0
+        assertEquals(1.0, sum.toDouble());
+        sum.add(0x1p-200, 0); // just above the tie: rounds up
+        assertEquals(Math.nextUp(1.0), sum.toDouble());
+        ExactSum odd = new ExactSum();
+        odd.add(Math.nextUp(1.0), 0);
+        odd.add(0x1p-53, 0); // tie from an odd significand: up to even
+        assertEquals(1.0 + 0x1p-51, odd.toDouble());
+    }
+
+    @Test
+    void wordsSummedOverManyWorkersCarryToTheSameValue() {
+        // 1000 workers' digit words, summed element-wise as an int64 all-reduce would, then read back.
+        List<Term> terms = randomTerms(11, 5000);
+        ExactSum whole = new ExactSum();
+        long[] reduced = new long[ExactSum.DIGITS];
+        ExactSum worker = new ExactSum();
+        long[] words = new long[ExactSum.DIGITS];
+        for (int w = 0; w < 1000; w++) {
+            worker.clear();
+            for (int i = w; i < terms.size(); i += 1000) {
+                worker.add(terms.get(i).value(), terms.get(i).offset());
+                whole.add(terms.get(i).value(), terms.get(i).offset());
+            }
+            worker.writeDigits(words, 0);
+            for (int k = 0; k < words.length; k++) {
+                reduced[k] += words[k];
+            }
+        }
+        ExactSum read = new ExactSum();
+        read.readDigits(reduced, 0);
+        assertEquals(Double.doubleToLongBits(whole.sqrt()), Double.doubleToLongBits(read.sqrt()));
+        assertEquals(Double.doubleToLongBits(whole.toDouble()), Double.doubleToLongBits(read.toDouble()));
+    }
+
+    @Test
+    void readRejectsNegativeWords() {
+        long[] words = new long[ExactSum.DIGITS];
+        words[5] = -1;
+        assertThrows(IllegalArgumentException.class, () -> new ExactSum().readDigits(words, 0));
+    }
+
+    @Test
+    void manyDepositsIntoOneDigitCarryCorrectly() {
+        ExactSum sum = new ExactSum();
+        double big = 0x1.fffffffffffffp0;
+        int n = 3_000_000;
+        for (int i = 0; i < n; i++) {
+            sum.add(big, 0);
+        }
+        BigDecimal exact = new BigDecimal(big).multiply(BigDecimal.valueOf(n));
+        assertEquals(exact.doubleValue(), sum.toDouble());
+    }
+}
