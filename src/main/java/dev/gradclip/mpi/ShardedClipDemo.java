@@ -220,13 +220,20 @@ public final class ShardedClipDemo {
             }
         }
         long[] raw = new long[(int) words];
-        double checked = median(allReduceMicros(mpi, raw, sync));
+        double checked = median(micros(mpi, sync, () -> mpi.sum(raw)));
         mpi.checkLengths(false); // on every rank alike
-        double unchecked = median(allReduceMicros(mpi, raw, sync));
+        double unchecked = median(micros(mpi, sync, () -> mpi.sum(raw)));
         mpi.checkLengths(true);
+        // A global clip of an empty shard costs only what the hook adds: the words out, the
+        // all-reduce (with the count check) and the words back in.
+        Gradients none = Gradients.builder().build();
+        double emptyGlobal;
+        try (Clipper clipper = Clipper.builder().maxNorm(1).threads(threads).allReduce(mpi).build()) {
+            emptyGlobal = median(micros(mpi, sync, () -> clipper.clip(none)));
+        }
 
         long[] all = gather(mpi, mine);
-        long[] latency = gather(mpi, new long[] {bits(checked), bits(unchecked)});
+        long[] latency = gather(mpi, new long[] {bits(checked), bits(unchecked), bits(emptyGlobal)});
         if (rank != 0) {
             return;
         }
@@ -267,20 +274,25 @@ public final class ShardedClipDemo {
                 median(lastInHook), median(difference));
         double worstChecked = 0;
         double worstUnchecked = 0;
+        double worstEmpty = 0;
         for (int q = 0; q < size; q++) {
-            worstChecked = Math.max(worstChecked, Double.longBitsToDouble(latency[2 * q]));
-            worstUnchecked = Math.max(worstUnchecked, Double.longBitsToDouble(latency[2 * q + 1]));
+            worstChecked = Math.max(worstChecked, Double.longBitsToDouble(latency[3 * q]));
+            worstUnchecked = Math.max(worstUnchecked, Double.longBitsToDouble(latency[3 * q + 1]));
+            worstEmpty = Math.max(worstEmpty, Double.longBitsToDouble(latency[3 * q + 2]));
         }
-        System.out.printf(Locale.ROOT, "one all-reduce of the %d words, ranks lined up (median of %d, slowest rank): %.1f us with the"
-                + " word-count check, %.1f us without%n", words, LATENCY_CALLS, worstChecked, worstUnchecked);
+        System.out.printf(Locale.ROOT, "ranks lined up, median of %d calls, slowest rank:%n"
+                + "  one all-reduce of the %d words                 %8.1f us with the word-count check, %.1f us without%n"
+                + "  a global clip of an empty shard (the hook alone) %6.1f us%n",
+                LATENCY_CALLS, words, worstChecked, worstUnchecked, worstEmpty);
     }
 
-    private static double[] allReduceMicros(Mpi mpi, long[] words, long[] sync) {
+    /** Microseconds of {@code call}, each after a 1-word all-reduce that lines the ranks up. */
+    private static double[] micros(Mpi mpi, long[] sync, Runnable call) {
         double[] micros = new double[LATENCY_CALLS];
         for (int i = -LATENCY_CALLS / 4; i < LATENCY_CALLS; i++) { // the first quarter warms up
             mpi.sum(sync);
             long start = System.nanoTime();
-            mpi.sum(words);
+            call.run();
             if (i >= 0) {
                 micros[i] = (System.nanoTime() - start) / 1e3;
             }
