@@ -41,6 +41,17 @@ class MpiIntegrationTest {
         assertEquals(ranks, errors, "every rank must throw under NonFinite.ERROR\n" + result.output());
     }
 
+    /** The README's example, on the smaller model and one timed clip, so that it cannot rot. */
+    @Test
+    @Timeout(value = 210, unit = TimeUnit.SECONDS)
+    void theShardedClipDemoRunsAndFindsTheSingleProcessBits() throws Exception {
+        MpiRun.Result result = MpiRun.run(2, JOB_SECONDS, ShardedClipDemo.class, "--shapes=resnet50", "--reps=1");
+        String context = String.join(" ", result.command()) + "\n" + result.output();
+        assertEquals(0, result.exitCode(), context);
+        assertTrue(result.output().contains("every clipped shard equals its part of the single-process clip: yes"), context);
+        assertEquals(2, result.output().lines().filter(line -> line.matches(" +[01] .* yes")).count(), context);
+    }
+
     @Test
     @Timeout(value = 210, unit = TimeUnit.SECONDS)
     void mpiIsInitializedOncePerProcess() throws Exception {
