@@ -73,6 +73,62 @@ class AllocationTest {
         }
     }
 
+    /**
+     * A Clipper over mixed dtypes, with and without a report, at one thread and at two (the work is
+     * split at every size): after warm-up no call allocates, on the caller or on the workers. Each
+     * call starts from the same gradients (copied back, which allocates nothing), so each one scales.
+     */
+    @Test
+    void clipperAllocatesNothingWithOrWithoutAReportAtAnyThreadCount() {
+        try (Arena arena = Arena.ofShared()) {
+            Gradients grads = Tensors.gradients(arena, Tensors.mixed(77, 30, false), 0);
+            MemorySegment[] backup = new MemorySegment[grads.size()];
+            for (int i = 0; i < backup.length; i++) {
+                backup[i] = arena.allocate(Math.max(1, grads.segment(i).byteSize())).copyFrom(grads.segment(i));
+            }
+            GradReport report = new GradReport(grads);
+            for (int threads : new int[] {1, 2}) {
+                try (Clipper clipper = Clipper.builder().maxNorm(1e-6).threads(threads).minParallelBytes(0).build()) {
+                    for (boolean withReport : new boolean[] {false, true}) {
+                        Runnable clip = () -> {
+                            for (int i = 0; i < backup.length; i++) {
+                                MemorySegment.copy(backup[i], 0, grads.segment(i), 0, grads.segment(i).byteSize());
+                            }
+                            double norm = withReport ? clipper.clip(grads, report) : clipper.clip(grads);
+                            assertTrue(norm > 1e-6);
+                        };
+                        assertEquals(0, allocatedBytesOnAllThreads(clip), threads + " threads, report " + withReport);
+                    }
+                }
+            }
+        }
+    }
+
+    /** {@link #allocatedBytes(Runnable)}, counting gradclip's worker threads too. */
+    private static long allocatedBytesOnAllThreads(Runnable call) {
+        for (int i = 0; i < WARM_UP_CALLS / 5; i++) {
+            call.run();
+        }
+        long[] workers = Thread.getAllStackTraces().keySet().stream() // allocates: before the measurement
+                .filter(t -> t.getName().startsWith("gradclip-worker-") && t.isAlive())
+                .mapToLong(Thread::threadId).toArray();
+        long workersBefore = sum(THREADS.getThreadAllocatedBytes(workers));
+        long before = THREADS.getCurrentThreadAllocatedBytes();
+        for (int i = 0; i < MEASURED_CALLS; i++) {
+            call.run();
+        }
+        long caller = THREADS.getCurrentThreadAllocatedBytes() - before;
+        return caller + sum(THREADS.getThreadAllocatedBytes(workers)) - workersBefore;
+    }
+
+    private static long sum(long[] values) {
+        long sum = 0;
+        for (long v : values) {
+            sum += Math.max(0, v); // -1 for a thread that ended
+        }
+        return sum;
+    }
+
     @Test
     void theMeasurementSeesAllocationWhereThereIsSome() {
         // The float[][] path wraps each array in a segment per call: the probe must report it.

@@ -219,7 +219,9 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
             }
             case SUMS, MAXIMA -> {
                 BlockFigures figures = worker.figures;
-                kernels.normBlock(type, normType.squares(), segment, from, count, 1.0, figures);
+                // The maximum only where something needs it; otherwise a non-finite element shows in the sum.
+                boolean wantMax = perTensor || normType == NormType.INF || type == DType.FLOAT64;
+                kernels.normBlock(type, normType.squares(), wantMax, segment, from, count, 1.0, figures);
                 double max = figures.max;
                 worker.tensorMax = Math.max(worker.tensorMax, max);
                 if (!(max <= Double.MAX_VALUE)) {
@@ -237,8 +239,8 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
                         // Scale the block's largest magnitude into [1, 2) (subnormals: just above), so that
                         // its squares can neither overflow nor underflow; the exact sum takes the power back.
                         exponent = Math.getExponent(max);
-                        kernels.normBlock(type, normType.squares(), segment, from, count, Math.scalb(1.0, -exponent),
-                                figures);
+                        kernels.normBlock(type, normType.squares(), true, segment, from, count,
+                                Math.scalb(1.0, -exponent), figures);
                     }
                     worker.deposit(figures.sum, normType == NormType.L2 ? 2 * exponent : exponent, perTensor);
                 }

@@ -28,12 +28,13 @@ public interface Kernels {
 
     /**
      * Sums the block's terms, {@code (x*scale)^2} when {@code squares} else {@code |x*scale|}, into
-     * {@code out.sum}, and writes {@code max |x*scale|} (NaN if any element is NaN) into
-     * {@code out.max}. {@code scale} is a power of two and applies to FLOAT64 only (the other types
-     * never need it); pass 1.
+     * {@code out.sum}. With {@code max}, writes {@code max |x*scale|} (NaN if any element is NaN) into
+     * {@code out.max}; without, only the sum's status: NaN or +Infinity if the sum is, else 0 (for
+     * FLOAT64 pass {@code max}: its sum can overflow with finite elements). {@code scale} is a power of
+     * two and applies to FLOAT64 only (the other types never need it); pass 1.
      */
-    void normBlock(DType type, boolean squares, MemorySegment segment, long from, int count, double scale,
-                   BlockFigures out);
+    void normBlock(DType type, boolean squares, boolean max, MemorySegment segment, long from, int count,
+                   double scale, BlockFigures out);
 
     /**
      * Multiplies each element by {@code c}, rounded to the element's type to nearest even: in double

@@ -22,17 +22,22 @@ public final class ScalarKernels implements Kernels {
     static final int BFLOAT16_NAN = 0x7fc0;
 
     @Override
-    public void normBlock(DType type, boolean squares, MemorySegment segment, long from, int count, double scale,
-                          BlockFigures out) {
+    public void normBlock(DType type, boolean squares, boolean max, MemorySegment segment, long from, int count,
+                          double scale, BlockFigures out) {
         int full = count - count % LANES;
         double fold = fold(type, squares, segment, from, full, scale, 0, 1);
-        double max = 0;
+        double largest = 0;
         for (long i = from; i < from + full; i++) {
-            max = Math.max(max, magnitude(type, segment, i, scale));
+            largest = Math.max(largest, magnitude(type, segment, i, scale));
         }
         tail(type, squares, segment, from + full, from + count, scale, out);
         out.sum = fold + out.sum;
-        out.max = Math.max(out.max, max);
+        out.max = max ? Math.max(out.max, largest) : status(out.sum);
+    }
+
+    /** Without the maximum, a block's figure for it: NaN or +Infinity if the sum is, else 0. */
+    static double status(double sum) {
+        return Double.isFinite(sum) ? 0 : sum;
     }
 
     /**

@@ -73,11 +73,14 @@ class KernelsTest {
                 for (int from = 0; from < 2; from++) {
                     for (int count = 0; count <= Kernels.BLOCK; count += count < 300 ? 1 : 37) {
                         for (boolean squares : new boolean[] {true, false}) {
-                            SCALAR.normBlock(type, squares, segment, from, count, scale, expected);
-                            VECTOR.normBlock(type, squares, segment, from, count, scale, actual);
-                            String where = type + " shift " + shift + " from " + from + " count " + count + " squares " + squares;
-                            assertSameBits(expected.sum, actual.sum, where + " sum");
-                            assertSameBits(expected.max, actual.max, where + " max");
+                            for (boolean max : new boolean[] {true, false}) {
+                                SCALAR.normBlock(type, squares, max, segment, from, count, scale, expected);
+                                VECTOR.normBlock(type, squares, max, segment, from, count, scale, actual);
+                                String where = type + " shift " + shift + " from " + from + " count " + count
+                                        + " squares " + squares + " max " + max;
+                                assertSameBits(expected.sum, actual.sum, where + " sum");
+                                assertSameBits(expected.max, actual.max, where + " max");
+                            }
                         }
                     }
                 }
@@ -94,12 +97,16 @@ class KernelsTest {
                 for (int at : new int[] {0, 5, 31, 32, 100}) {
                     MemorySegment segment = arena.allocate(101L * type.byteSize());
                     setElement(segment, type, at, Double.POSITIVE_INFINITY);
-                    kernels.normBlock(type, true, segment, 0, 101, 1, figures);
-                    assertEquals(Double.POSITIVE_INFINITY, figures.max, kernels.description() + " " + type + " inf at " + at);
-                    assertEquals(Double.POSITIVE_INFINITY, figures.sum);
+                    for (boolean max : new boolean[] {true, false}) {
+                        kernels.normBlock(type, true, max, segment, 0, 101, 1, figures);
+                        assertEquals(Double.POSITIVE_INFINITY, figures.max, kernels.description() + " " + type + " inf at " + at);
+                        assertEquals(Double.POSITIVE_INFINITY, figures.sum);
+                    }
                     setElement(segment, type, (at + 7) % 101, Double.NaN);
-                    kernels.normBlock(type, false, segment, 0, 101, 1, figures);
-                    assertTrue(Double.isNaN(figures.max) && Double.isNaN(figures.sum), type + " NaN near " + at);
+                    for (boolean max : new boolean[] {true, false}) {
+                        kernels.normBlock(type, false, max, segment, 0, 101, 1, figures);
+                        assertTrue(Double.isNaN(figures.max) && Double.isNaN(figures.sum), type + " NaN near " + at);
+                    }
                 }
             }
         }

@@ -1,0 +1,187 @@
+package dev.gradclip.bench;
+
+import dev.gradclip.DType;
+import dev.gradclip.internal.Clipping;
+import dev.gradclip.internal.Engine;
+import dev.gradclip.internal.ExactSum;
+import dev.gradclip.internal.KernelProvider;
+import dev.gradclip.internal.NormState;
+import dev.gradclip.internal.NormType;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+import java.util.function.DoubleSupplier;
+
+/**
+ * Same-JVM, interleaved comparisons for a noisy shared machine: each round runs every contender once,
+ * in a new random order, so drift in the machine's load hits all of them alike; the medians over the
+ * rounds and their ratios are printed. JMH runs contenders one after another, and on this 2-core
+ * machine shared with other jobs that spread two sequential runs by up to 2x (bench/RESULTS.md).
+ *
+ * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads [rounds]</pre>
+ */
+public final class Interleaved {
+
+    private Interleaved() {}
+
+    public static void main(String[] args) {
+        String what = args.length > 0 ? args[0] : "order";
+        int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 15;
+        System.out.println("kernels: " + KernelProvider.kernels().description() + "; " + rounds + " rounds; "
+                + Runtime.getRuntime().availableProcessors() + " processors");
+        switch (what) {
+            case "order" -> {
+                for (String workload : new String[] {"flat-4K", "flat-16M", "gpt2-small"}) {
+                    order(workload, rounds);
+                }
+            }
+            case "dtypes" -> {
+                for (DType type : DType.values()) {
+                    dtypes(type, rounds);
+                }
+            }
+            case "threads" -> {
+                for (String workload : new String[] {"gpt2-small", "resnet50", "many-small", "flat-64K", "flat-4K"}) {
+                    for (DType type : new DType[] {DType.FLOAT32, DType.BFLOAT16}) {
+                        threads(workload, type, rounds);
+                    }
+                }
+            }
+            default -> throw new IllegalArgumentException("order, dtypes or threads");
+        }
+    }
+
+    /** Shipped fixed-order clip vs the 0.1 kernel and the width-dependent fma kernel, float32, one thread. */
+    static void order(String workload, int rounds) {
+        TypedState grads = state(workload, DType.FLOAT32);
+        Engine engine = new Engine(KernelProvider.kernels(), 1, Long.MAX_VALUE);
+        NormState state = new NormState();
+        ExactSum exact = new ExactSum();
+        Map<String, DoubleSupplier> norms = new LinkedHashMap<>();
+        norms.put("shipped (32 fixed lanes)", () -> {
+            engine.norm(grads.table, NormType.L2, 2, false, false, state);
+            return state.norm();
+        });
+        norms.put("0.1 kernel", () -> OrderBenchmark.v01Norm(grads.table));
+        norms.put("width-dependent fma", () -> OrderBenchmark.widthFmaNorm(grads.table, exact));
+        Map<String, DoubleSupplier> clips = new LinkedHashMap<>();
+        double[] target = {Double.POSITIVE_INFINITY};
+        norms.forEach((name, norm) -> clips.put(name, () -> {
+            double n = norm.getAsDouble();
+            if (target[0] == Double.POSITIVE_INFINITY) {
+                target[0] = n;
+            }
+            double c = Clipping.coefficient(n, target[0]);
+            engine.scale(grads.table, c);
+            target[0] = n * c * ClipBenchmark.SHRINK;
+            return n;
+        }));
+        report("order, " + workload + ", clip (norm + scale)", clips, rounds, workload.startsWith("flat-4K") ? 20000 : 1);
+        report("order, " + workload + ", norm", norms, rounds, workload.startsWith("flat-4K") ? 20000 : 1);
+        grads.free();
+    }
+
+    /** One dtype's GPT-2-small clip at 1 thread, beside the streaming limit over its bytes and the plain loop. */
+    static void dtypes(DType type, int rounds) {
+        TypedState grads = state("gpt2-small", type);
+        Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
+        ClipperBenchmark benchmark = new ClipperBenchmark();
+        ClipperBenchmark.Clip one = clip(1, false);
+        contenders.put("gradclip", () -> benchmark.gradclip(grads, one));
+        contenders.put("limit", () -> benchmark.limit(grads));
+        contenders.put("plain", () -> benchmark.plain(grads));
+        report("dtype " + type + ", gpt2-small, clip, 1 thread", contenders, Math.max(5, rounds / 2), 1);
+        one.stop();
+        grads.free();
+    }
+
+    /** A clip at 1 and 2 threads, with and without the report; 2 threads also with no size cut-off. */
+    static void threads(String workload, DType type, int rounds) {
+        TypedState grads = state(workload, type);
+        ClipperBenchmark benchmark = new ClipperBenchmark();
+        Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
+        List<ClipperBenchmark.Clip> clips = new ArrayList<>();
+        for (int threads : new int[] {1, 2}) {
+            for (boolean report : new boolean[] {false, true}) {
+                ClipperBenchmark.Clip clip = clip(threads, report);
+                clips.add(clip);
+                contenders.put(threads + " thread(s)" + (report ? " + report" : ""), () -> benchmark.gradclip(grads, clip));
+            }
+        }
+        ClipperBenchmark.Clip forced = new ClipperBenchmark.Clip();
+        forced.threads = 2;
+        forced.engine = new Engine(KernelProvider.kernels(), 2, 0);
+        clips.add(forced);
+        contenders.put("2 threads, no cut-off", () -> benchmark.gradclip(grads, forced));
+        long bytes = grads.table.bytes();
+        int repeat = bytes < (1 << 20) ? (int) Math.max(1, (8L << 20) / bytes) : 1;
+        report("threads, " + workload + " " + type + " (" + bytes / 1024 + " KiB)", contenders, rounds, repeat);
+        clips.forEach(ClipperBenchmark.Clip::stop);
+        grads.free();
+    }
+
+    private static ClipperBenchmark.Clip clip(int threads, boolean report) {
+        ClipperBenchmark.Clip clip = new ClipperBenchmark.Clip();
+        clip.threads = threads;
+        clip.report = report;
+        clip.start();
+        return clip;
+    }
+
+    private static TypedState state(String workload, DType type) {
+        TypedState grads = new TypedState();
+        grads.workload = workload;
+        grads.dtype = type.name();
+        grads.allocate();
+        return grads;
+    }
+
+    /** Warms each contender up, then times {@code repeat} calls per contender per round, in a shuffled order. */
+    private static void report(String title, Map<String, DoubleSupplier> contenders, int rounds, int repeat) {
+        List<String> names = new ArrayList<>(contenders.keySet());
+        Map<String, double[]> times = new LinkedHashMap<>();
+        double sink = 0;
+        for (String name : names) {
+            times.put(name, new double[rounds]);
+            long until = System.nanoTime() + 2_000_000_000L; // JIT warm-up: two seconds each
+            do {
+                sink += contenders.get(name).getAsDouble();
+            } while (System.nanoTime() < until);
+        }
+        Random random = new Random(42);
+        for (int r = 0; r < rounds; r++) {
+            Collections.shuffle(names, random);
+            for (String name : names) {
+                DoubleSupplier work = contenders.get(name);
+                long start = System.nanoTime();
+                for (int k = 0; k < repeat; k++) {
+                    sink += work.getAsDouble();
+                }
+                times.get(name)[r] = (System.nanoTime() - start) / 1e6 / repeat;
+            }
+        }
+        System.out.println("\n" + title + (sink == 42 ? "" : ""));
+        String first = contenders.keySet().iterator().next();
+        double base = median(times.get(first));
+        for (Map.Entry<String, double[]> e : times.entrySet()) {
+            double m = median(e.getValue());
+            System.out.printf(Locale.ROOT, "  %-28s median %10.4f ms  (p25 %.4f, p75 %.4f)  x%.3f of %s%n", e.getKey(), m,
+                    quantile(e.getValue(), 0.25), quantile(e.getValue(), 0.75), m / base, first);
+        }
+    }
+
+    private static double median(double[] values) {
+        return quantile(values, 0.5);
+    }
+
+    private static double quantile(double[] values, double q) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return sorted[(int) Math.round(q * (sorted.length - 1))];
+    }
+}
