@@ -150,11 +150,12 @@ public final class Clipper implements AutoCloseable {
                         + " non-finite value" + (count == 1 ? "" : "s") + " (NaN or infinity); nothing was written";
             }
         }
-        if (allReduce != null) {
+        if (allReduce != null && !(global.max <= Double.MAX_VALUE)) { // some participant saw a NaN or an infinity
             return "the global gradient norm is " + norm + ": the non-finite values are on another participant"
                     + " (every local element is finite); nothing was written";
         }
-        return "the gradient norm is " + norm + ", yet every element is finite: the normType " + normType
+        return "the " + (allReduce != null ? "global " : "") + "gradient norm is " + norm
+                + ", yet every element" + (allReduce != null ? " on every participant" : "") + " is finite: the normType " + normType
                 + " norm overflowed the double range; nothing was written";
     }
 
@@ -174,9 +175,9 @@ public final class Clipper implements AutoCloseable {
         return engine.threads();
     }
 
-    /** Stops the worker threads. */
+    /** Stops the worker threads, after a clip that another thread is running. */
     @Override
-    public void close() {
+    public synchronized void close() {
         engine.close();
     }
 

@@ -25,8 +25,8 @@ import java.util.List;
  *
  * <p><b>Accuracy.</b> Norms are accumulated in double for every dtype, with no overflow and no
  * underflow for finite input. Relative error against the exact norm: at most 1e-13 for normType 2
- * and 1 (derived: 7.5e-15 and 1.5e-14), exact for +Infinity, at most 1e-12 for other p (derived:
- * 5.8e-14); see {@code Clipping} in the internal package for the derivations. For normType 1, 2 and
+ * and 1 (derived: 7.6e-15 and 1.5e-14), exact for +Infinity, at most 1e-12 for other p (derived:
+ * 6.4e-14); see {@code Clipping} in the internal package for the derivations. For normType 1, 2 and
  * +Infinity the result is the same to the bit on every CPU (any vector width, or none), for any
  * thread count and any sharding at tensor boundaries.
  *

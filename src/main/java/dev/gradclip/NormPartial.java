@@ -13,7 +13,7 @@ import dev.gradclip.internal.NormType;
  * {@link #toLongs()} is the same partial as int64 words that an ordinary element-wise SUM all-reduce
  * (MAX, when {@link #reducesByMax()}) combines exactly, for up to 2^31 workers: MPI, NCCL, Gloo,
  * torch.distributed, Spark's {@code treeAggregate}. Every partial of one normType has the same word
- * count, whatever its tensors. A split inside a tensor is within the error bound but not bit-identical:
+ * count, whatever its tensors. Immutable and thread-safe. A split inside a tensor is within the error bound but not bit-identical:
  * blocks start at a tensor's first element, so a cut inside a tensor changes the block sums.
  *
  * <p><b>Other p.</b> Each partial keeps its sum relative to its own largest magnitude; merging
@@ -25,9 +25,13 @@ import dev.gradclip.internal.NormType;
 public final class NormPartial {
 
     private final NormState state;
+    private final double norm;
 
+    /** Takes ownership of {@code state}; normalized here, so that reading it later writes nothing (thread-safe). */
     NormPartial(NormState state) {
+        state.sum.normalize();
         this.state = state;
+        this.norm = state.norm();
     }
 
     /** A new partial holding both; neither operand changes. Both must have the same normType. */
@@ -43,7 +47,7 @@ public final class NormPartial {
 
     /** The global norm of everything merged so far: NaN if any element was NaN, else +Infinity if any was infinite. */
     public double norm() {
-        return state.norm();
+        return norm;
     }
 
     public double normType() {
@@ -62,7 +66,7 @@ public final class NormPartial {
         return NormState.reducesByMax(state.type());
     }
 
-    /** The word count of every partial of this normType (140 for 1 and 2, 2 for +Infinity). */
+    /** The word count of every partial of this normType (141 for 1 and 2, 2 for +Infinity). */
     public static int wordCount(double normType) {
         return NormState.wordCount(NormType.of(normType));
     }

@@ -172,6 +172,30 @@ class ClipperTest {
     }
 
     @Test
+    void closingWhileAnotherThreadClipsNeitherHangsNorLosesAWorker() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            Gradients grads = Tensors.gradients(arena, Tensors.mixed(21, 20, false), 0);
+            for (int round = 0; round < 20; round++) {
+                Clipper clipper = Clipper.builder().maxNorm(Double.POSITIVE_INFINITY).threads(2).minParallelBytes(0).build();
+                Thread clipping = new Thread(() -> {
+                    try {
+                        while (true) {
+                            clipper.clip(grads);
+                        }
+                    } catch (IllegalStateException closed) {
+                        // the Clipper was closed between two calls: the expected way out
+                    }
+                });
+                clipping.start();
+                Thread.sleep(round % 5);
+                clipper.close();
+                clipping.join(10_000);
+                assertFalse(clipping.isAlive(), "a clip is still waiting for a worker after close(), round " + round);
+            }
+        }
+    }
+
+    @Test
     void confinedSegmentsAreClippedOnTheCallingThread() {
         try (Arena arena = Arena.ofConfined();
              Clipper clipper = Clipper.builder().maxNorm(1).threads(4).minParallelBytes(0).build()) {

@@ -139,6 +139,27 @@ class PartialsTest {
         negative[10] = -5;
         assertThrows(IllegalArgumentException.class, () -> NormPartial.fromLongs(2, negative));
         assertThrows(IllegalArgumentException.class, () -> NormPartial.fromLongs(Double.POSITIVE_INFINITY, words));
+        long[] overflowing = words.clone();
+        overflowing[overflowing.length - 1] = 1L << 40; // a top digit beyond the exact sum's range
+        assertThrows(IllegalArgumentException.class, () -> NormPartial.fromLongs(2, overflowing));
+    }
+
+    @Test
+    void wordsReducedByMaxInsteadOfSumAreRejected() {
+        // L1 of one float64 each: a's digits are (1, 5), b's (5, 1) in units of 2^0 and 2^32. Their MAX,
+        // (5, 5), is no partial's digits; where one partial wins every digit, a MAX cannot be told from it.
+        long[] a = GradClip.partialNorm(float64(5 * 0x1p32 + 1), 1).toLongs();
+        long[] b = GradClip.partialNorm(float64(0x1p32 + 5), 1).toLongs();
+        long[] maxed = new long[a.length];
+        for (int k = 0; k < a.length; k++) {
+            maxed[k] = Math.max(a[k], b[k]);
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NormPartial.fromLongs(1, maxed));
+        assertTrue(e.getMessage().contains("checksum"), e.getMessage());
+    }
+
+    private static Gradients float64(double value) {
+        return Tensors.gradients(null, List.of(new Tensors.Tensor("x", DType.FLOAT64, new double[] {value})), 0);
     }
 
     @Test

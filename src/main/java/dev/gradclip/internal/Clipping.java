@@ -25,7 +25,7 @@ public final class Clipping {
 
     /**
      * The relative error bound of the L2 norm, for any finite input of any dtype and length (below
-     * 2^60 elements): {@code (gamma(134) + u) / 2 + u}, about 7.5e-15 (u = 2^-53, gamma(k) = k·u/(1 - k·u)).
+     * 2^60 elements) whose norm is a normal double (a subnormal norm is rounded within half its ulp): {@code (gamma(134) + u) / 2 + u}, about 7.6e-15 (u = 2^-53, gamma(k) = k·u/(1 - k·u)).
      *
      * <p>Why. (1) Terms: a float32, float16 or bfloat16 value widens exactly to double and its square
      * is exact (at most 24 + 24 significant bits), so each lane step {@code fma(x, x, acc)} rounds
@@ -51,23 +51,26 @@ public final class Clipping {
     }
 
     /**
-     * The bound for other finite p >= 1: {@code gamma(515) + 11u}, about 5.8e-14, within the
+     * The bound for other finite p >= 1: {@code gamma(521) + 53u}, about 6.4e-14, within the
      * promised 1e-12.
      *
      * <p>Why. Each term is {@code pow(|x| / M_t, p)}, M_t the tensor's largest magnitude: the
      * division rounds once, a factor {@code (1 + d)}, |d| <= u, which pow raises to {@code (1 + d)^p};
      * StrictMath.pow adds at most one ulp (2u). Terms are at most 1, so nothing overflows, and terms
      * that underflow are below 2^-1074 against a sum of at least 1. A block sum of 8 interleaved
-     * accumulators adds gamma(515) (512 adds per accumulator, 3 to fold); blocks are summed exactly
+     * accumulators adds gamma(521) (at most 518 adds into one accumulator: 511 plus up to 7 leftover
+     * elements, or 512; then 3 to fold); blocks are summed exactly
      * and rounded once (u). Across tensors each tensor's sum is rescaled by {@code (M_t / M)^p}, M the
      * global largest magnitude: another {@code (1 + d)^p}, 2u for pow and u for the product; the
      * rescaled sums enter a Neumaier sum (2u). So the global sum is the exact one times a factor
-     * within {@code (1 ± u)^(2p) (1 ± e)}, e <= gamma(515) + 6u, and its p-th root is within
+     * within {@code (1 ± u)^(2p) (1 ± e)}, e <= gamma(521) + 6u, and its p-th root is within
      * {@code (1 ± u)^2 (1 ± e)} of the exact root for p >= 1. The root's pow (2u) and the product
-     * with M (u) round twice more.
+     * with M (u) round twice more, and the exponent {@code 1/p} is itself rounded: {@code S^(1/p)}
+     * then carries a factor {@code S^(d/p)}, |d| <= u, that is at most {@code ln(S) u / p <= 42u}
+     * for a sum S of at most 2^60 terms each at most 1.
      */
     public static double powerBound() {
-        return gamma(515) + 11 * U;
+        return gamma(521) + 53 * U;
     }
 
     private static double gamma(int k) {

@@ -257,8 +257,8 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     /**
      * Sum of {@code (|x| / max)^p} over a block, in 8 interleaved accumulators. Each term is at most 1
      * and has a relative error of at most {@code (p + 2)u} (the division's u raised to p, and
-     * StrictMath.pow's ulp); the sum adds at most {@code 515u}: BLOCK/8 adds per accumulator and 3 to
-     * fold. StrictMath, so the bits are the same on every JVM.
+     * StrictMath.pow's ulp); the sum adds at most gamma(521): up to 518 adds into one accumulator and 3 to
+     * fold ({@link Clipping#powerBound()}). StrictMath, so the bits are the same on every JVM.
      */
     private static double powerSum(DType type, MemorySegment segment, long from, int count, double max, double p) {
         double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;

@@ -34,6 +34,8 @@ public final class ExactSum {
     private int lowest = DIGITS;
     private int highest = -1;
     private int depositsSinceCarry;
+    /** Whether every word holds one digit below 2^32; reading a normalized sum then writes nothing. */
+    private boolean normalized = true;
 
     /** After {@link #round()}: the total is {@code roundedSignificand * 2^roundedExponent}. */
     private long roundedSignificand;
@@ -46,6 +48,7 @@ public final class ExactSum {
         lowest = DIGITS;
         highest = -1;
         depositsSinceCarry = 0;
+        normalized = true;
     }
 
     public boolean isZero() {
@@ -85,6 +88,7 @@ public final class ExactSum {
         digits[digit + 2] += high >>> 32;
         lowest = Math.min(lowest, digit);
         highest = Math.max(highest, digit + 2);
+        normalized = false;
         if (++depositsSinceCarry == DEPOSITS_BETWEEN_CARRIES) {
             normalize();
         }
@@ -106,6 +110,7 @@ public final class ExactSum {
         lowest = Math.min(lowest, other.lowest);
         highest = Math.max(highest, other.highest);
         depositsSinceCarry += other.depositsSinceCarry + 1;
+        normalized = false;
     }
 
     private void normalizedCopyInto(ExactSum target) {
@@ -117,12 +122,17 @@ public final class ExactSum {
             target.lowest = Math.min(target.lowest, i);
             target.highest = Math.max(target.highest, i);
         }
+        target.normalized = false;
         target.normalize();
     }
 
     /** Propagates carries, so that every word holds one digit below 2^32. The value does not change. */
     public void normalize() {
+        if (normalized) {
+            return; // nothing to carry, and nothing written: a normalized sum is safe to read from many threads
+        }
         depositsSinceCarry = 0;
+        normalized = true;
         if (highest < lowest) {
             return;
         }
@@ -134,7 +144,7 @@ public final class ExactSum {
             carry = t >>> 32;
         }
         if (carry != 0) {
-            throw new IllegalStateException("exact sum overflowed 2^" + (MIN_EXPONENT + 32 * DIGITS));
+            throw new ArithmeticException("exact sum overflowed 2^" + (MIN_EXPONENT + 32 * DIGITS));
         }
         highest = Math.max(highest, i - 1);
     }
@@ -225,7 +235,13 @@ public final class ExactSum {
         }
         lowest = 0;
         highest = DIGITS - 1;
-        normalize();
+        normalized = false;
+        try {
+            normalize();
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("the words' digits sum beyond the exact sum's range: not a sum of"
+                    + " exact-sum digits", e);
+        }
         while (highest >= 0 && digits[highest] == 0) {
             highest--;
         }

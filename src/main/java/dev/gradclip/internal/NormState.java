@@ -17,7 +17,12 @@ public final class NormState {
      * SUM over 2^31 participants stays within int64.
      */
     private static final long TAG = 0x6763_0000L;
-    private static final int HEADER = 4; // tag, participants, nanBlocks, infBlocks
+    /**
+     * Tag, participants, nanBlocks, infBlocks, and a checksum: the int64 (wrapping) sum of the digit words.
+     * A SUM of partials keeps it equal to the sum of the summed digits; a MAX reduction, or any other
+     * mistake of the hook, fails it unless one partial wins every digit.
+     */
+    private static final int HEADER = 5;
     /** Canonical NaN: as a long it is above +Infinity's bits, so an int64 MAX keeps it. */
     private static final long NAN_BITS = 0x7ff8_0000_0000_0000L;
     private static final long INFINITY_BITS = Double.doubleToRawLongBits(Double.POSITIVE_INFINITY);
@@ -129,6 +134,15 @@ public final class NormState {
         words[2] = nanBlocks;
         words[3] = infBlocks;
         sum.writeDigits(words, HEADER);
+        words[4] = checksum(words);
+    }
+
+    private static long checksum(long[] words) {
+        long sum = 0;
+        for (int i = HEADER; i < words.length; i++) {
+            sum += words[i];
+        }
+        return sum;
     }
 
     /**
@@ -168,6 +182,10 @@ public final class NormState {
         }
         if (words[2] < 0 || words[3] < 0) {
             throw new IllegalArgumentException("words[2..3] (non-finite block counts) are negative");
+        }
+        if (words[4] != checksum(words)) {
+            throw new IllegalArgumentException("words[4], the checksum, does not match the digit words: the words"
+                    + " were not combined by an element-wise int64 SUM (a MAX, or a partial reduction?)");
         }
         nanBlocks = words[2];
         infBlocks = words[3];

@@ -24,7 +24,9 @@ public final class TensorTable {
     private long[] blockStart;
     /** Bytes before tensor i; {@code byteStart[size]} all bytes. */
     private long[] byteStart;
-    private volatile Plan plan;
+    /** One plan per worker count seen, so that Clippers of different thread counts never rebuild them. */
+    private volatile Plan[] plans = NO_PLANS;
+    private static final Plan[] NO_PLANS = {};
     /** The one-worker plan, {@code [0, blocks]}, kept current by {@link #layout()}: reloading allocates nothing. */
     private final long[] whole = new long[2];
 
@@ -70,7 +72,7 @@ public final class TensorTable {
         }
         size = n;
         layout();
-        plan = null;
+        plans = NO_PLANS;
     }
 
     /** Drops the references to the last call's segments, so the per-thread table keeps no memory alive. */
@@ -151,12 +153,16 @@ public final class TensorTable {
         if (workers == 1) {
             return whole;
         }
-        Plan current = plan;
-        if (current == null || current.workers != workers) {
-            current = new Plan(workers, bounds(workers));
-            plan = current;
+        Plan[] known = plans;
+        for (Plan plan : known) {
+            if (plan.workers == workers) {
+                return plan.bounds;
+            }
         }
-        return current.bounds;
+        Plan[] more = java.util.Arrays.copyOf(known, known.length + 1); // copy on write: readers never lock
+        more[known.length] = new Plan(workers, bounds(workers));
+        plans = more;
+        return more[known.length].bounds;
     }
 
     private long[] bounds(int workers) {

@@ -101,9 +101,12 @@ final class WorkerPool implements AutoCloseable {
     private void loop(int index) {
         int seen = 0;
         int spins = 0;
-        while (!closed) {
+        while (true) {
             int current = generation;
             if (current == seen) {
+                if (closed) {
+                    return; // only once every published call has been served: a caller never waits on us forever
+                }
                 if (spins++ < SPINS) {
                     Thread.onSpinWait();
                 } else {
