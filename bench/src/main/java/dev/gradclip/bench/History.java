@@ -27,8 +27,9 @@ import javax.imageio.ImageIO;
  * java -cp benchmarks.jar dev.gradclip.bench.History chart DIR [--min-effect 0.05]
  * </pre>
  *
- * DIR/history.csv gets: UTC time, label, commit, JDK, CPU model, benchmark, forks, and the median, first
- * and third quartile of the per-fork medians (each fork's median over its iterations). The charts,
+ * DIR/history.csv gets: UTC time, label, commit, JDK, CPU model, benchmark, metric ({@code cpu}: CPU time
+ * per op from {@link CpuTimeProfiler}, where the run has it; else {@code wall}), forks, and the median,
+ * first and third quartile of the per-fork medians (each fork's median over its iterations). The charts,
  * DIR/&lt;benchmark&gt;.png, show each run's median with its quartile bar, and the baseline band: the median
  * of up to {@value #BASELINE_RUNS} runs before the latest, plus and minus the minimum effect. A point above
  * the band is worth a gate run; the chart itself is not a test. Drawn with the JDK's own Java2D, so bench
@@ -37,10 +38,10 @@ import javax.imageio.ImageIO;
 public final class History {
 
     static final int BASELINE_RUNS = 10;
-    static final String HEADER = "time_utc,label,commit,jdk,cpu,benchmark,forks,median_ns,q1_ns,q3_ns";
+    static final String HEADER = "time_utc,label,commit,jdk,cpu,benchmark,metric,forks,median_ns,q1_ns,q3_ns";
 
-    record Point(String time, String label, String commit, String jdk, String cpu, String benchmark, int forks,
-            double median, double q1, double q3) {}
+    record Point(String time, String label, String commit, String jdk, String cpu, String benchmark, String metric,
+            int forks, double median, double q1, double q3) {}
 
     private History() {}
 
@@ -79,10 +80,12 @@ public final class History {
         String time = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
         String cpu = cpuModel();
         for (Results.Row row : rows) {
-            // The spread between forks; a one-fork run has none, and its bar collapses to its point.
-            double[] spread = row.forks();
+            // The gate's metric where the run has it. The spread between forks; one fork has none, and its bar
+            // collapses to its point.
+            boolean cpuTime = row.cpuForks().length > 0;
+            double[] spread = row.samples(cpuTime);
             lines.append(String.join(",", time, clean(label), clean(commit), clean(row.jdk()), clean(cpu),
-                    clean(row.key()), String.valueOf(row.forks().length),
+                    clean(row.key()), cpuTime ? "cpu" : "wall", String.valueOf(spread.length),
                     String.format(Locale.ROOT, "%.1f,%.1f,%.1f", Stats.median(spread),
                             Stats.quantile(spread, 0.25), Stats.quantile(spread, 0.75)))).append('\n');
         }
@@ -98,8 +101,8 @@ public final class History {
                 continue;
             }
             String[] f = line.split(",", -1);
-            points.add(new Point(f[0], f[1], f[2], f[3], f[4], f[5], Integer.parseInt(f[6]), Double.parseDouble(f[7]),
-                    Double.parseDouble(f[8]), Double.parseDouble(f[9])));
+            points.add(new Point(f[0], f[1], f[2], f[3], f[4], f[5], f[6], Integer.parseInt(f[7]), Double.parseDouble(f[8]),
+                    Double.parseDouble(f[9]), Double.parseDouble(f[10])));
         }
         return points;
     }
@@ -108,7 +111,7 @@ public final class History {
     static void chart(Path dir, double minEffect) throws IOException {
         Map<String, List<Point>> byBenchmark = new LinkedHashMap<>();
         for (Point point : read(dir.resolve("history.csv"))) {
-            byBenchmark.computeIfAbsent(point.benchmark(), k -> new ArrayList<>()).add(point);
+            byBenchmark.computeIfAbsent(point.benchmark() + " " + point.metric(), k -> new ArrayList<>()).add(point);
         }
         for (Map.Entry<String, List<Point>> entry : byBenchmark.entrySet()) {
             Path png = dir.resolve(entry.getKey().replaceAll("[^A-Za-z0-9.-]+", "_") + ".png");
@@ -195,7 +198,7 @@ public final class History {
         }
         g.setColor(Color.BLACK);
         g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 15));
-        g.drawString(benchmark + ": median time per run (" + unit + ")", left, 24);
+        g.drawString(benchmark + " time per op: median per run (" + unit + ")", left, 24);
         g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
         g.drawString(String.format(Locale.ROOT, "bars: forks' quartiles; dashed: baseline (median of up to %d earlier runs);"
                 + " band: ±%.0f%%; red: outside the band", BASELINE_RUNS, 100 * minEffect), left, 42);

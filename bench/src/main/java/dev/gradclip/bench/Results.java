@@ -34,7 +34,12 @@ public final class Results {
 
     /** One benchmark with its parameters, as measured. */
     record Row(String op, String method, String workload, String memory, double median, double error,
-            double allocPerOp, String jdk, double[] forks) {
+            double allocPerOp, String jdk, double[] forks, double[] cpuForks) {
+
+        /** The samples of a metric: per-fork medians of CPU time per op, or of wall time per op. */
+        double[] samples(boolean cpu) {
+            return cpu ? cpuForks : forks;
+        }
 
         String key() {
             return op + "." + method + " " + workload + " " + memory;
@@ -58,20 +63,22 @@ public final class Results {
         } else if (args.length >= 3 && args[0].equals("compare")) {
             double minEffect = MIN_EFFECT;
             double alpha = ALPHA;
+            String metric = "cpu";
             for (int i = 3; i + 1 < args.length; i += 2) {
                 switch (args[i]) {
                     // --threshold is the option's old name.
                     case "--min-effect", "--threshold" -> minEffect = Double.parseDouble(args[i + 1]);
                     case "--alpha" -> alpha = Double.parseDouble(args[i + 1]);
+                    case "--metric" -> metric = args[i + 1];
                     default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
-            System.exit(compare(read(Path.of(args[1])), read(Path.of(args[2])), minEffect, alpha) ? 0 : 1);
+            System.exit(compare(read(Path.of(args[1])), read(Path.of(args[2])), minEffect, alpha, metric) ? 0 : 1);
         } else if (args.length >= 1 && args[0].equals("selftest")) {
             System.exit(Stats.selftest() == 0 ? 0 : 1);
         } else {
             System.err.println("usage: Results report RUN.json | Results compare BASE.json NOW.json [--min-effect 0.05]"
-                    + " [--alpha 0.05] | Results selftest");
+                    + " [--alpha 0.05] [--metric cpu|wall] | Results selftest");
             System.exit(2);
         }
     }
@@ -85,10 +92,14 @@ public final class Results {
             JsonObject params = run.getAsJsonObject("params");
             JsonObject primary = run.getAsJsonObject("primaryMetric");
             double alloc = Double.NaN;
+            double[] cpu = {};
             JsonObject secondary = run.getAsJsonObject("secondaryMetrics");
             for (String metric : secondary == null ? List.<String>of() : secondary.keySet()) {
                 if (metric.endsWith("gc.alloc.rate.norm")) {
                     alloc = secondary.getAsJsonObject(metric).get("score").getAsDouble();
+                }
+                if (metric.endsWith(CpuTimeProfiler.METRIC) && secondary.getAsJsonObject(metric).has("rawData")) {
+                    cpu = forkMedians(secondary.getAsJsonObject(metric).getAsJsonArray("rawData"));
                 }
             }
             double error = primary.get("scoreError").isJsonPrimitive() ? primary.get("scoreError").getAsDouble() : Double.NaN;
@@ -106,7 +117,7 @@ public final class Results {
                     workload, others.isEmpty() ? "-" : String.join(" ", others),
                     median(primary.getAsJsonArray("rawData")), Double.isNaN(error) ? 0 : error, alloc,
                     run.get("jdkVersion").getAsString() + " " + run.get("vmName").getAsString(),
-                    forkMedians(primary.getAsJsonArray("rawData"))));
+                    forkMedians(primary.getAsJsonArray("rawData")), cpu));
         }
         return rows;
     }
@@ -169,15 +180,18 @@ public final class Results {
         return Double.isNaN(numerator) || Double.isNaN(denominator) ? "-" : String.format(Locale.ROOT, "%.2f", numerator / denominator);
     }
 
-    /** Prints the table; false when a benchmark is {@code SLOWER}. */
-    static boolean compare(List<Row> base, List<Row> now, double minEffect, double alpha) {
+    /**
+     * Prints the table; false when a benchmark is {@code SLOWER}. With {@code metric} "cpu", rows whose two
+     * runs both hold {@link CpuTimeProfiler}'s samples are tested on CPU time per op, the others on wall time.
+     */
+    static boolean compare(List<Row> base, List<Row> now, double minEffect, double alpha, String metric) {
         Map<String, Row> baseline = new LinkedHashMap<>();
         base.forEach(row -> baseline.put(row.key(), row));
         if (!base.isEmpty() && !now.isEmpty()) {
             System.out.println("A (baseline): " + base.get(0).jdk() + "\nB (now):      " + now.get(0).jdk());
         }
-        System.out.printf(Locale.ROOT, "%-36s %5s %13s %13s %6s %15s %6s %6s %6s  %s%n", "benchmark", "forks", "A ns/op",
-                "B ns/op", "B/A", "95% interval", "p", "p(U)", "detect", "verdict");
+        System.out.printf(Locale.ROOT, "%-38s %-4s %5s %12s %12s %6s %15s %6s %6s %6s %6s  %s%n", "benchmark", "time",
+                "forks", "A ns/op", "B ns/op", "B/A", "95% interval", "p", "p(U)", "detect", "wall", "verdict");
         Map<String, Integer> counts = new LinkedHashMap<>();
         for (String verdict : List.of("SLOWER", "faster", "unstable", "same")) {
             counts.put(verdict, 0);
@@ -186,32 +200,37 @@ public final class Results {
         for (Row row : now) {
             Row old = baseline.get(row.key());
             if (old == null) {
-                System.out.printf(Locale.ROOT, "%-36s %5s %13s %13.0f  new%n", row.key(), row.forks().length, "-", row.median());
+                System.out.printf(Locale.ROOT, "%-38s %-4s %5s %12s %12.0f  new%n", row.key(), "wall", row.forks().length, "-",
+                        row.median());
                 continue;
             }
+            boolean cpu = metric.equals("cpu") && old.cpuForks().length >= MIN_FORKS && row.cpuForks().length >= MIN_FORKS;
+            double[] a = old.samples(cpu);
+            double[] b = row.samples(cpu);
             String verdict;
-            if (old.forks().length >= MIN_FORKS && row.forks().length >= MIN_FORKS) {
-                Stats.Test t = Stats.test(old.forks(), row.forks(), alpha, row.key().hashCode());
+            if (a.length >= MIN_FORKS && b.length >= MIN_FORKS) {
+                Stats.Test t = Stats.test(a, b, alpha, row.key().hashCode());
                 verdict = Stats.verdict(t, alpha, minEffect);
-                System.out.printf(Locale.ROOT, "%-36s %2d/%-2d %13.0f %13.0f %6.3f  [%5.3f, %5.3f] %6.3f %6.3f %5.1f%%  %s%n",
-                        row.key(), t.n(), t.m(), t.medianA(), t.medianB(), t.ratio(), t.ciLow(), t.ciHigh(), t.pMedian(),
-                        t.pU(), 100 * t.threshold(), verdict);
+                double wall = Stats.median(row.forks()) / Stats.median(old.forks());
+                System.out.printf(Locale.ROOT, "%-38s %-4s %2d/%-2d %12.0f %12.0f %6.3f  [%5.3f, %5.3f] %6.3f %6.3f %5.1f%% %6.3f  %s%n",
+                        row.key(), cpu ? "cpu" : "wall", t.n(), t.m(), t.medianA(), t.medianB(), t.ratio(), t.ciLow(), t.ciHigh(),
+                        t.pMedian(), t.pU(), 100 * t.threshold(), wall, verdict);
             } else {
                 fallback = true;
                 double ratio = row.median() / old.median();
                 double noise = Math.hypot(old.error() / old.median(), row.error() / row.median());
                 verdict = ratio > 1 + minEffect + noise ? "SLOWER" : ratio < 1 - minEffect - noise ? "faster" : "same";
-                System.out.printf(Locale.ROOT, "%-36s %2d/%-2d %13.0f %13.0f %6.3f %15s %6s %6s %5.1f%%  %s (1-fork rule)%n",
-                        row.key(), old.forks().length, row.forks().length, old.median(), row.median(), ratio, "-", "-", "-",
-                        100 * noise, verdict);
+                System.out.printf(Locale.ROOT, "%-38s %-4s %2d/%-2d %12.0f %12.0f %6.3f %15s %6s %6s %5.1f%% %6.3f  %s (1-fork rule)%n",
+                        row.key(), "wall", old.forks().length, row.forks().length, old.median(), row.median(), ratio, "-", "-",
+                        "-", 100 * noise, ratio, verdict);
             }
             counts.merge(verdict, 1, Integer::sum);
         }
         System.out.printf(Locale.ROOT, "%d SLOWER, %d faster, %d unstable, %d same (minimum effect %.0f%%, alpha %.2f)%n",
                 counts.get("SLOWER"), counts.get("faster"), counts.get("unstable"), counts.get("same"), 100 * minEffect, alpha);
-        System.out.println("B/A: ratio of medians over forks (above 1 = B slower); interval: bootstrap; p: permutation test"
-                + " on the difference of medians; p(U): Mann-Whitney; detect: the smallest change this run could call"
-                + " significant.");
+        System.out.println("time: cpu = the benchmark thread's CPU time per op, wall = JMH's score. B/A: ratio of medians over"
+                + " forks (above 1 = B slower); interval: bootstrap; p: permutation test on the difference of medians; p(U):"
+                + " Mann-Whitney; detect: the smallest change this run could call significant; wall: B/A of wall time.");
         if (fallback) {
             System.out.println("(1-fork rule): fewer than " + MIN_FORKS + " forks on a side, so no test: SLOWER when B/A"
                     + " > 1 + minimum effect + the JMH error bars shown under detect.");
