@@ -133,7 +133,7 @@ public final class Gate {
         merge(results.get("B"), bJson);
         System.out.println("A = " + a.label() + ", B = " + b.label() + "; seed " + seed + ", " + format(total));
         boolean ok = Results.compare(Results.read(aJson), Results.read(bJson), minEffect, alpha,
-                options.getOrDefault("metric", "cpu"));
+                options.getOrDefault("metric", "cpu"), Results.THRESHOLD);
         if (options.containsKey("history")) {
             History.append(Path.of(options.get("history")), bJson, b.label(), Results.read(bJson));
         }
