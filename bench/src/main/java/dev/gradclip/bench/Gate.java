@@ -26,7 +26,8 @@ import java.util.SplittableRandom;
  * java -cp benchmarks.jar dev.gradclip.bench.Gate --out DIR
  *     --a-java JAVA --a-jar JAR [--a-label L] --b-java JAVA --b-jar JAR [--b-label L]
  *     [--forks 9] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX] [--workloads LIST]
- *     [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--history DIR] [-- more JMH options]
+ *     [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--fork-stat median|min] [--history DIR]
+ *     [-- more JMH options]
  * </pre>
  *
  * Why this design: on a shared machine the load drifts over minutes, so running all of A and then all
@@ -132,7 +133,8 @@ public final class Gate {
         merge(results.get("A"), aJson);
         merge(results.get("B"), bJson);
         System.out.println("A = " + a.label() + ", B = " + b.label() + "; seed " + seed + ", " + format(total));
-        boolean ok = Results.compare(Results.read(aJson), Results.read(bJson), minEffect, alpha,
+        String forkStat = options.getOrDefault("fork-stat", "median");
+        boolean ok = Results.compare(Results.read(aJson, forkStat), Results.read(bJson, forkStat), minEffect, alpha,
                 options.getOrDefault("metric", "cpu"), Results.THRESHOLD);
         if (options.containsKey("history")) {
             History.append(Path.of(options.get("history")), bJson, b.label(), Results.read(bJson));
@@ -253,7 +255,8 @@ public final class Gate {
     private static void usage(String problem) {
         System.err.println("Gate: " + problem + "\nusage: Gate --out DIR --a-java JAVA --a-jar JAR --b-java JAVA --b-jar JAR"
                 + " [--a-label L] [--b-label L] [--forks 9] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX]"
-                + " [--workloads LIST] [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--history DIR] [-- JMH options]");
+                + " [--workloads LIST] [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--fork-stat median|min]"
+                + " [--history DIR] [-- JMH options]");
         System.exit(2);
     }
 }

@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -66,6 +67,7 @@ public final class Results {
             double minEffect = MIN_EFFECT;
             double alpha = ALPHA;
             String metric = "cpu";
+            String forkStat = "median";
             double threshold = THRESHOLD;
             for (int i = 3; i + 1 < args.length; i += 2) {
                 switch (args[i]) {
@@ -73,20 +75,26 @@ public final class Results {
                     case "--threshold" -> threshold = Double.parseDouble(args[i + 1]);
                     case "--alpha" -> alpha = Double.parseDouble(args[i + 1]);
                     case "--metric" -> metric = args[i + 1];
+                    case "--fork-stat" -> forkStat = args[i + 1];
                     default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
-            System.exit(compare(read(Path.of(args[1])), read(Path.of(args[2])), minEffect, alpha, metric, threshold) ? 0 : 1);
+            System.exit(compare(read(Path.of(args[1]), forkStat), read(Path.of(args[2]), forkStat), minEffect, alpha, metric, threshold) ? 0 : 1);
         } else if (args.length >= 1 && args[0].equals("selftest")) {
             System.exit(Stats.selftest() == 0 ? 0 : 1);
         } else {
             System.err.println("usage: Results report RUN.json | Results compare BASE.json NOW.json [--min-effect 0.05]"
-                    + " [--alpha 0.05] [--metric cpu|wall] [--threshold 0.10] | Results selftest");
+                    + " [--alpha 0.05] [--metric cpu|wall] [--fork-stat median|min] [--threshold 0.10] | Results selftest");
             System.exit(2);
         }
     }
 
     static List<Row> read(Path file) throws IOException {
+        return read(file, "median");
+    }
+
+    /** {@code forkStat}: how a fork's iterations become its one sample, "median" or "min". */
+    static List<Row> read(Path file, String forkStat) throws IOException {
         List<Row> rows = new ArrayList<>();
         JsonArray runs = JsonParser.parseString(Files.readString(file)).getAsJsonArray();
         for (JsonElement element : runs) {
@@ -102,7 +110,7 @@ public final class Results {
                     alloc = secondary.getAsJsonObject(metric).get("score").getAsDouble();
                 }
                 if (metric.endsWith(CpuTimeProfiler.METRIC) && secondary.getAsJsonObject(metric).has("rawData")) {
-                    cpu = forkMedians(secondary.getAsJsonObject(metric).getAsJsonArray("rawData"));
+                    cpu = forkScores(secondary.getAsJsonObject(metric).getAsJsonArray("rawData"), forkStat);
                 }
             }
             double error = primary.get("scoreError").isJsonPrimitive() ? primary.get("scoreError").getAsDouble() : Double.NaN;
@@ -120,7 +128,7 @@ public final class Results {
                     workload, others.isEmpty() ? "-" : String.join(" ", others),
                     median(primary.getAsJsonArray("rawData")), Double.isNaN(error) ? 0 : error, alloc,
                     run.get("jdkVersion").getAsString() + " " + run.get("vmName").getAsString(),
-                    forkMedians(primary.getAsJsonArray("rawData")), cpu));
+                    forkScores(primary.getAsJsonArray("rawData"), forkStat), cpu));
         }
         return rows;
     }
@@ -138,8 +146,12 @@ public final class Results {
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
-    /** One score per fork: the median of its measurement iterations, robust to one disturbed iteration. */
-    static double[] forkMedians(JsonArray rawData) {
+    /**
+     * One score per fork: the median of its measurement iterations, robust to one disturbed iteration; or
+     * their minimum, the estimator for noise that only ever adds time (Chen and Revels, "Robust benchmarking
+     * in noisy environments", 2016), which is what other processes' load does.
+     */
+    static double[] forkScores(JsonArray rawData, String forkStat) {
         double[] forks = new double[rawData.size()];
         for (int f = 0; f < forks.length; f++) {
             JsonArray iterations = rawData.get(f).getAsJsonArray();
@@ -147,7 +159,7 @@ public final class Results {
             for (int i = 0; i < scores.length; i++) {
                 scores[i] = iterations.get(i).getAsDouble();
             }
-            forks[f] = Stats.median(scores);
+            forks[f] = forkStat.equals("min") ? Arrays.stream(scores).min().orElse(Double.NaN) : Stats.median(scores);
         }
         return forks;
     }
