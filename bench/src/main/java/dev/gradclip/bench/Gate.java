@@ -1,0 +1,262 @@
+package dev.gradclip.bench;
+
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * The interleaved A/B gate: JMH forks of side A and side B, one JMH invocation per fork, in pairs whose
+ * order is drawn at random from a seed; then {@link Results#compare} with the permutation test.
+ *
+ * <pre>
+ * java -cp benchmarks.jar dev.gradclip.bench.Gate --out DIR
+ *     --a-java JAVA --a-jar JAR [--a-label L] --b-java JAVA --b-jar JAR [--b-label L]
+ *     [--forks 9] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX] [--workloads LIST]
+ *     [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--fork-stat median|min] [--history DIR]
+ *     [-- more JMH options]
+ * </pre>
+ *
+ * Why this design: on a shared machine the load drifts over minutes, so running all of A and then all
+ * of B turns drift into a difference (Laaber et al., EMSE 2019). Alternating forks spreads the drift over
+ * both sides; drawing the order inside each pair at random keeps a periodic disturbance from lining up
+ * with one side. A fork is the sample because JIT decisions and memory layout are fixed per JVM.
+ *
+ * <p>The metric tested is CPU time per op ({@link CpuTimeProfiler}), unless {@code --metric wall}: on a
+ * machine shared by several people, wall time mostly measures their load. The side's own jar only has to be
+ * a JMH jar with the benchmarks: forks run {@code org.openjdk.jmh.Main} from it, with the profiler's one
+ * class file added to the classpath, so an old commit needs no gate code. Writes DIR/a.json and DIR/b.json (every fork's iterations,
+ * in JMH's format, so {@code bench/regress compare DIR/a.json DIR/b.json} repeats the verdict), DIR/forks/
+ * and DIR/logs/ (each fork's JSON and JMH output) and DIR/order.txt (seed, order, wall time, load).
+ */
+public final class Gate {
+
+    /**
+     * The quick gate profile: gradclip's clip on one in-cache size (4K floats, in L1) and on GPT-2-small
+     * (DRAM), the two regimes the clip has. Eight half-second warm-ups, because under a load of 4 to 10 on two
+     * cores the JIT gets a fraction of a core and four did not always finish compiling the 4K clip (one fork in
+     * 18 still ran C1 code). 9 forks per side take about 6 minutes (bench/RESULTS.md, "Regression gate").
+     */
+    static final String BENCH = "^dev\\.gradclip\\.bench\\.ClipBenchmark\\.gradclipVector$";
+    static final String WORKLOADS = "flat-4K,gpt2-small";
+
+    private Gate() {}
+
+    record Side(String name, String java, String jar, String label) {}
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> options = new LinkedHashMap<>();
+        List<String> jmhExtra = new ArrayList<>();
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--")) {
+                jmhExtra.addAll(List.of(args).subList(i + 1, args.length));
+                break;
+            }
+            if (!args[i].startsWith("--") || i + 1 >= args.length) {
+                usage("bad argument " + args[i]);
+            }
+            options.put(args[i].substring(2), args[++i]);
+        }
+        for (String required : List.of("out", "a-java", "a-jar", "b-java", "b-jar")) {
+            if (!options.containsKey(required)) {
+                usage("missing --" + required);
+            }
+        }
+        Side a = new Side("A", options.get("a-java"), options.get("a-jar"), options.getOrDefault("a-label", "A"));
+        Side b = new Side("B", options.get("b-java"), options.get("b-jar"), options.getOrDefault("b-label", "B"));
+        int forks = Integer.parseInt(options.getOrDefault("forks", "9"));
+        long seed = options.containsKey("seed") ? Long.parseLong(options.get("seed")) : System.nanoTime() % 1_000_000;
+        double minEffect = Double.parseDouble(options.getOrDefault("min-effect", String.valueOf(Results.MIN_EFFECT)));
+        double alpha = Double.parseDouble(options.getOrDefault("alpha", String.valueOf(Results.ALPHA)));
+        List<String> jmh = new ArrayList<>(List.of(options.getOrDefault("bench", BENCH),
+                "-p", "workload=" + options.getOrDefault("workloads", WORKLOADS), "-p", "memory=native",
+                "-wi", options.getOrDefault("warmup", "8"), "-w", options.getOrDefault("time", "500ms"),
+                "-i", options.getOrDefault("measure", "5"), "-r", options.getOrDefault("time", "500ms"), "-f", "1"));
+        if (!options.getOrDefault("metric", "cpu").equals("wall")) {
+            jmh.addAll(List.of("-prof", CpuTimeProfiler.class.getName()));
+        }
+        jmh.addAll(jmhExtra);
+
+        Path out = Path.of(options.get("out"));
+        Files.createDirectories(out.resolve("forks"));
+        Files.createDirectories(out.resolve("logs"));
+        Path profiler = copyProfiler(out.resolve("profiler"));
+        List<Side> order = order(a, b, forks, seed);
+        StringBuilder journal = new StringBuilder(String.format(Locale.ROOT,
+                "seed %d, %d forks per side%nA %s: %s %s%nB %s: %s %s%nJMH: %s%n", seed, forks, a.label(), a.java(), a.jar(),
+                b.label(), b.java(), b.jar(), String.join(" ", jmh)));
+        System.err.printf(Locale.ROOT, "gate: %d forks per side, order seed %d (--seed %d repeats it)%n", forks, seed, seed);
+
+        Map<String, Integer> done = new LinkedHashMap<>(Map.of("A", 0, "B", 0));
+        Map<String, List<Path>> results = new LinkedHashMap<>(Map.of("A", new ArrayList<>(), "B", new ArrayList<>()));
+        Instant start = Instant.now();
+        boolean terminal = System.console() != null && System.console().isTerminal();
+        for (int k = 0; k < order.size(); k++) {
+            Side side = order.get(k);
+            int index = done.merge(side.name(), 1, Integer::sum);
+            String id = String.format(Locale.ROOT, "%s-%02d", side.name(), index);
+            Duration elapsed = Duration.between(start, Instant.now());
+            String eta = k == 0 ? "?" : format(elapsed.multipliedBy(order.size() - k).dividedBy(k));
+            String load = loadAverage();
+            String progress = String.format(Locale.ROOT, "gate: fork %d of %d (%s, %s), %s elapsed, about %s left, load %s",
+                    k + 1, order.size(), side.name(), side.label(), format(elapsed), eta, load);
+            System.err.print(terminal ? "\r" + progress + "   " : progress + "\n");
+            System.err.flush();
+            Path json = out.resolve("forks").resolve(id + ".json");
+            Instant forkStart = Instant.now();
+            runFork(side, profiler, jmh, json, out.resolve("logs").resolve(id + ".log"));
+            results.get(side.name()).add(json);
+            journal.append(String.format(Locale.ROOT, "%2d %s %6.1f s  load %s%n", k + 1, id,
+                    Duration.between(forkStart, Instant.now()).toMillis() / 1000.0, load));
+        }
+        Duration total = Duration.between(start, Instant.now());
+        journal.append("total ").append(format(total)).append('\n');
+        Files.writeString(out.resolve("order.txt"), journal);
+        System.err.print(terminal ? "\n" : "");
+        System.err.println("gate: " + order.size() + " forks in " + format(total) + "; forks, logs and order in " + out);
+
+        Path aJson = out.resolve("a.json");
+        Path bJson = out.resolve("b.json");
+        merge(results.get("A"), aJson);
+        merge(results.get("B"), bJson);
+        System.out.println("A = " + a.label() + ", B = " + b.label() + "; seed " + seed + ", " + format(total));
+        String forkStat = options.getOrDefault("fork-stat", "median");
+        boolean ok = Results.compare(Results.read(aJson, forkStat), Results.read(bJson, forkStat), minEffect, alpha,
+                options.getOrDefault("metric", "cpu"), Results.THRESHOLD);
+        if (options.containsKey("history")) {
+            History.append(Path.of(options.get("history")), bJson, b.label(), Results.read(bJson));
+        }
+        System.exit(ok ? 0 : 1);
+    }
+
+    /** Pairs of one A and one B fork, each pair in an order drawn from the seed. */
+    static List<Side> order(Side a, Side b, int forks, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        List<Side> order = new ArrayList<>();
+        for (int i = 0; i < forks; i++) {
+            boolean aFirst = random.nextBoolean();
+            order.add(aFirst ? a : b);
+            order.add(aFirst ? b : a);
+        }
+        return order;
+    }
+
+    /** The profiler's one class file, in a directory that goes on every side's classpath (after its jar). */
+    private static Path copyProfiler(Path dir) throws IOException {
+        String file = CpuTimeProfiler.class.getName().replace('.', '/') + ".class";
+        Path target = dir.resolve(file);
+        Files.createDirectories(target.getParent());
+        try (var in = Gate.class.getClassLoader().getResourceAsStream(file)) {
+            Files.write(target, in.readAllBytes());
+        }
+        return dir;
+    }
+
+    private static void runFork(Side side, Path profiler, List<String> jmh, Path json, Path log)
+            throws IOException, InterruptedException {
+        // JMH's forks inherit this classpath, so the profiler runs inside them.
+        List<String> command = new ArrayList<>(List.of(side.java(), "--sun-misc-unsafe-memory-access=allow", "-cp",
+                side.jar() + java.io.File.pathSeparator + profiler, "org.openjdk.jmh.Main"));
+        command.addAll(jmh);
+        // -jvm: the fork runs this side's java too, even when it is a wrapper script that adds flags.
+        command.addAll(List.of("-jvm", side.java(), "-rf", "json", "-rff", json.toString()));
+        int status;
+        while (true) {
+            Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            status = process.waitFor();
+            // JMH allows one run per machine (/tmp/jmh.lock). On a shared machine someone else's run is no
+            // failure of ours: wait for it, since running beside it would spoil both measurements anyway.
+            if (status == 0 || !Files.readString(log).contains("Unable to acquire the JMH lock")) {
+                break;
+            }
+            System.err.println("\ngate: another JMH run holds the JMH lock; waiting for it (retry in 15 s)");
+            Thread.sleep(15_000);
+        }
+        if (status != 0 || !Files.exists(json) || JsonParser.parseString(Files.readString(json)).getAsJsonArray().isEmpty()) {
+            System.err.println("\ngate: fork failed (exit " + status + "); JMH's output is in " + log);
+            System.exit(2);
+        }
+    }
+
+    /** One JMH-format file whose rawData holds every fork's iterations, benchmark by benchmark. */
+    static void merge(List<Path> forkFiles, Path target) throws IOException {
+        Map<String, JsonObject> merged = new LinkedHashMap<>();
+        for (Path file : forkFiles) {
+            for (JsonElement element : JsonParser.parseString(Files.readString(file)).getAsJsonArray()) {
+                JsonObject run = element.getAsJsonObject();
+                String key = run.get("benchmark").getAsString() + " " + run.get("params");
+                JsonObject into = merged.get(key);
+                if (into == null) {
+                    merged.put(key, run.deepCopy());
+                } else {
+                    JsonArray raw = into.getAsJsonObject("primaryMetric").getAsJsonArray("rawData");
+                    run.getAsJsonObject("primaryMetric").getAsJsonArray("rawData").forEach(raw::add);
+                    JsonObject secondary = run.getAsJsonObject("secondaryMetrics");
+                    JsonObject intoSecondary = into.getAsJsonObject("secondaryMetrics");
+                    for (String metric : secondary == null || intoSecondary == null ? List.<String>of() : secondary.keySet()) {
+                        JsonObject from = secondary.getAsJsonObject(metric);
+                        JsonObject to = intoSecondary.getAsJsonObject(metric);
+                        if (from.has("rawData") && to != null && to.has("rawData")) {
+                            from.getAsJsonArray("rawData").forEach(to.getAsJsonArray("rawData")::add);
+                        }
+                    }
+                }
+            }
+        }
+        JsonArray out = new JsonArray();
+        for (JsonObject run : merged.values()) {
+            JsonObject primary = run.getAsJsonObject("primaryMetric");
+            JsonArray raw = primary.getAsJsonArray("rawData");
+            double sum = 0;
+            int count = 0;
+            for (JsonElement fork : raw) {
+                for (JsonElement score : fork.getAsJsonArray()) {
+                    sum += score.getAsDouble();
+                    count++;
+                }
+            }
+            run.addProperty("forks", raw.size());
+            primary.addProperty("score", sum / count);
+            // JMH's error and percentiles were one fork's; the gate's statistics come from rawData.
+            primary.add("scoreError", new JsonPrimitive("NaN"));
+            primary.remove("scoreConfidence");
+            primary.remove("scorePercentiles");
+            out.add(run);
+        }
+        Files.writeString(target, new GsonBuilder().setPrettyPrinting().create().toJson(out));
+    }
+
+    private static String loadAverage() {
+        try {
+            return Files.readString(Path.of("/proc/loadavg")).split(" ")[0];
+        } catch (IOException | RuntimeException e) {
+            return "?";
+        }
+    }
+
+    static String format(Duration d) {
+        long s = d.toSeconds();
+        return s >= 60 ? String.format(Locale.ROOT, "%dm%02ds", s / 60, s % 60) : s + "s";
+    }
+
+    private static void usage(String problem) {
+        System.err.println("Gate: " + problem + "\nusage: Gate --out DIR --a-java JAVA --a-jar JAR --b-java JAVA --b-jar JAR"
+                + " [--a-label L] [--b-label L] [--forks 9] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX]"
+                + " [--workloads LIST] [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--fork-stat median|min]"
+                + " [--history DIR] [-- JMH options]");
+        System.exit(2);
+    }
+}
