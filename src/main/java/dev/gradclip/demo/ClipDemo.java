@@ -12,7 +12,6 @@ import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.SplittableRandom;
 
 /**
  * The main job: model-shaped float32 gradients off-heap with a spike in one layer, clipped by a
@@ -23,9 +22,6 @@ import java.util.SplittableRandom;
  */
 public final class ClipDemo {
 
-    /** Typical gradient entries are around 1e-4; the spiking layer's are 1000x larger. */
-    private static final float BASE_SCALE = 1e-4f;
-    private static final float SPIKE_SCALE = 1e-1f;
     private static final int RUNS = 7;
 
     private ClipDemo() {}
@@ -60,7 +56,7 @@ public final class ClipDemo {
     private static void run(Arena arena, String shapes, List<ModelShapes.Tensor> tensors, double maxNorm,
                             boolean nan, NonFinite policy) {
         long elements = ModelShapes.totalElements(tensors);
-        int spike = spikeIndex(tensors);
+        int spike = ModelShapes.spikeIndex(tensors);
         System.out.printf(Locale.ROOT, "gradclip main job: %s, %d tensors, %,d float32 gradients (%.0f MB off-heap)%n",
                 shapes, tensors.size(), elements, elements * 4 / 1e6);
         Gradients grads = allocate(arena, tensors, spike);
@@ -131,26 +127,11 @@ public final class ClipDemo {
         return copy;
     }
 
-    /** The spike goes into the largest tensor of the middle of the list, where a bad layer would be. */
-    private static int spikeIndex(List<ModelShapes.Tensor> tensors) {
-        int spike = tensors.size() / 2;
-        for (int i = tensors.size() / 2; i < tensors.size() * 3 / 4; i++) {
-            if (tensors.get(i).elements() > tensors.get(spike).elements()) {
-                spike = i;
-            }
-        }
-        return spike;
-    }
-
     private static Gradients allocate(Arena arena, List<ModelShapes.Tensor> tensors, int spike) {
-        SplittableRandom random = new SplittableRandom(20261122);
         Gradients.Builder builder = Gradients.builder();
         for (int t = 0; t < tensors.size(); t++) {
             MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, tensors.get(t).elements());
-            float scale = t == spike ? SPIKE_SCALE : BASE_SCALE;
-            for (long i = 0, n = tensors.get(t).elements(); i < n; i++) {
-                segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, scale * (2 * (float) random.nextDouble() - 1));
-            }
+            ModelShapes.fillGradient(segment, t, spike);
             builder.add(tensors.get(t).name(), segment, DType.FLOAT32);
         }
         return builder.build();

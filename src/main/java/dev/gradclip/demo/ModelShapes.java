@@ -86,4 +86,27 @@ public final class ModelShapes {
         tensors.add(new Tensor(name + ".weight", channels));
         tensors.add(new Tensor(name + ".bias", channels));
     }
+
+    /** The tensor the demos spike: the largest of the middle of the list, where a bad layer would be. */
+    public static int spikeIndex(List<Tensor> tensors) {
+        int spike = tensors.size() / 2;
+        for (int i = tensors.size() / 2; i < tensors.size() * 3 / 4; i++) {
+            if (tensors.get(i).elements() > tensors.get(spike).elements()) {
+                spike = i;
+            }
+        }
+        return spike;
+    }
+
+    /**
+     * Tensor {@code t}'s demo gradient, float32: uniform in ±1e-4, or ±0.1 for the spiked tensor (1000x
+     * the others). It depends only on {@code t}, so any process can make any tensor.
+     */
+    public static void fillGradient(java.lang.foreign.MemorySegment floats, int t, int spike) {
+        java.util.SplittableRandom random = new java.util.SplittableRandom(20261122L + t);
+        float scale = t == spike ? 1e-1f : 1e-4f;
+        for (long i = 0, n = floats.byteSize() / Float.BYTES; i < n; i++) {
+            floats.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, scale * (2 * (float) random.nextDouble() - 1));
+        }
+    }
 }

@@ -15,7 +15,6 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
-import java.util.SplittableRandom;
 
 /**
  * Sharded clipping over Open MPI: each rank holds about a quarter (with 4 ranks) of a
@@ -36,10 +35,6 @@ import java.util.SplittableRandom;
  */
 public final class ShardedClipDemo {
 
-    private static final long SEED = 20261123L;
-    /** As in the main job: typical entries around 1e-4, one spiking layer 1000x larger. */
-    private static final float BASE_SCALE = 1e-4f;
-    private static final float SPIKE_SCALE = 1e-1f;
     /** Raw all-reduce repetitions for the latency figure. */
     private static final int LATENCY_CALLS = 400;
 
@@ -106,7 +101,7 @@ public final class ShardedClipDemo {
     private static boolean run(Mpi mpi, String shapes, List<ModelShapes.Tensor> tensors, double maxNorm, int reps, int threads) {
         int rank = mpi.rank();
         int size = mpi.size();
-        int spike = spikeIndex(tensors);
+        int spike = ModelShapes.spikeIndex(tensors);
         int[] owner = balance(tensors, size);
         List<Integer> mine = new ArrayList<>();
         for (int t = 0; t < tensors.size(); t++) {
@@ -350,17 +345,6 @@ public final class ShardedClipDemo {
         return owner;
     }
 
-    /** As the main job: the spike goes into the largest tensor of the middle of the list. */
-    private static int spikeIndex(List<ModelShapes.Tensor> tensors) {
-        int spike = tensors.size() / 2;
-        for (int i = tensors.size() / 2; i < tensors.size() * 3 / 4; i++) {
-            if (tensors.get(i).elements() > tensors.get(spike).elements()) {
-                spike = i;
-            }
-        }
-        return spike;
-    }
-
     /** Gradients and the segments they were built from. */
     private record Shard(Gradients grads, List<MemorySegment> segments) {}
 
@@ -369,13 +353,8 @@ public final class ShardedClipDemo {
         Gradients.Builder builder = Gradients.builder();
         List<MemorySegment> segments = new ArrayList<>();
         for (int t : which) {
-            SplittableRandom random = new SplittableRandom(SEED + t);
-            int n = tensors.get(t).elements();
-            MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, n);
-            float scale = t == spike ? SPIKE_SCALE : BASE_SCALE;
-            for (long i = 0; i < n; i++) {
-                segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, scale * (2 * (float) random.nextDouble() - 1));
-            }
+            MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, tensors.get(t).elements());
+            ModelShapes.fillGradient(segment, t, spike);
             builder.add(tensors.get(t).name(), segment, DType.FLOAT32);
             segments.add(segment);
         }
