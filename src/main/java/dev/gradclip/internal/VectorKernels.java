@@ -39,7 +39,7 @@ public final class VectorKernels implements Kernels {
     static final VectorSpecies<Integer> INTS_8 = IntVector.SPECIES_256;
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
-    /** {@code HALVING[h]} moves lane {@code j + h} onto lane {@code j}, for the fold inside a vector. */
+    /** {@code HALVING_h} moves lane {@code j + h} onto lane {@code j}, for the fold inside a vector. */
     static final VectorShuffle<Double> HALVING_2 = VectorShuffle.fromOp(DOUBLES, j -> (j + 2) % WIDTH);
     static final VectorShuffle<Double> HALVING_1 = VectorShuffle.fromOp(DOUBLES, j -> (j + 1) % WIDTH);
 
@@ -50,14 +50,7 @@ public final class VectorKernels implements Kernels {
      * different load paths): 5 MB and 10x the time per call (bench/RESULTS.md).
      */
     private static final MethodHandle[][][] NORM = normLoops();
-    private static final MethodHandle SCALE_F32 = Specialized.mapLoop(DType.FLOAT32, false);
-    private static final MethodHandle SCALE_F64 = Specialized.mapLoop(DType.FLOAT64, false);
-    private static final MethodHandle SCALE_F16 = Specialized.mapLoop(DType.FLOAT16, false);
-    private static final MethodHandle SCALE_BF16 = Specialized.mapLoop(DType.BFLOAT16, false);
-    private static final MethodHandle CLAMP_F32 = Specialized.mapLoop(DType.FLOAT32, true);
-    private static final MethodHandle CLAMP_F64 = Specialized.mapLoop(DType.FLOAT64, true);
-    private static final MethodHandle CLAMP_F16 = Specialized.mapLoop(DType.FLOAT16, true);
-    private static final MethodHandle CLAMP_BF16 = Specialized.mapLoop(DType.BFLOAT16, true);
+    private static final MethodHandle[][] MAP = mapLoops();
 
     /** 2^112 moves a float16 exponent (bias 15) placed in a float's exponent field to float's bias 127. */
     static final float FLOAT16_REBIAS = 0x1p112f;
@@ -83,27 +76,17 @@ public final class VectorKernels implements Kernels {
 
     @Override
     public void scaleBlock(DType type, MemorySegment segment, long from, int count, double c) {
-        try {
-            switch (type) {
-                case FLOAT32 -> SCALE_F32.invokeExact(segment, from, count, c);
-                case FLOAT64 -> SCALE_F64.invokeExact(segment, from, count, c);
-                case FLOAT16 -> SCALE_F16.invokeExact(segment, from, count, c);
-                case BFLOAT16 -> SCALE_BF16.invokeExact(segment, from, count, c);
-            }
-        } catch (Throwable t) {
-            throw Specialized.rethrow(t);
-        }
+        map(type, false, segment, from, count, c);
     }
 
     @Override
     public void clampBlock(DType type, MemorySegment segment, long from, int count, double bound) {
+        map(type, true, segment, from, count, bound);
+    }
+
+    private static void map(DType type, boolean clamp, MemorySegment segment, long from, int count, double arg) {
         try {
-            switch (type) {
-                case FLOAT32 -> CLAMP_F32.invokeExact(segment, from, count, bound);
-                case FLOAT64 -> CLAMP_F64.invokeExact(segment, from, count, bound);
-                case FLOAT16 -> CLAMP_F16.invokeExact(segment, from, count, bound);
-                case BFLOAT16 -> CLAMP_BF16.invokeExact(segment, from, count, bound);
-            }
+            MAP[type.ordinal()][clamp ? 1 : 0].invokeExact(segment, from, count, arg);
         } catch (Throwable t) {
             throw Specialized.rethrow(t);
         }
@@ -118,6 +101,16 @@ public final class VectorKernels implements Kernels {
                     loops[type.ordinal()][squares][max] = Specialized.normLoop(type, squares == 1, max == 1);
                 }
             }
+        }
+        return loops;
+    }
+
+    /** Indexed by dtype ordinal, clamp (else scale). */
+    private static MethodHandle[][] mapLoops() {
+        MethodHandle[][] loops = new MethodHandle[DType.values().length][2];
+        for (DType type : DType.values()) {
+            loops[type.ordinal()][0] = Specialized.mapLoop(type, false);
+            loops[type.ordinal()][1] = Specialized.mapLoop(type, true);
         }
         return loops;
     }
