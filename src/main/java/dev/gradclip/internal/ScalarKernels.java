@@ -17,9 +17,8 @@ public final class ScalarKernels implements Kernels {
     static final ValueLayout.OfDouble DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED;
     static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
 
-    /** The quiet NaNs written for a NaN result, with the sign of the value. */
+    /** The quiet NaN written for a float16 NaN result, with the sign of the value. */
     static final int FLOAT16_NAN = 0x7e00;
-    static final int BFLOAT16_NAN = 0x7fc0;
 
     @Override
     public void normBlock(DType type, boolean squares, boolean max, MemorySegment segment, long from, int count,
@@ -118,11 +117,16 @@ public final class ScalarKernels implements Kernels {
         return Float.floatToFloat16(value);
     }
 
-    /** Round to nearest even on the high 16 bits; a NaN becomes the quiet NaN 0x7fc0 with its sign. */
+    /**
+     * Round to nearest even on the high 16 bits. A NaN keeps its high half: every NaN the passes produce
+     * is a widened bfloat16 (perhaps quieted by a multiply), whose low half is zero, and for it that is
+     * exactly what the rounding add gives, which is how the vector kernel stores it. (A NaN with a
+     * non-zero low half, which the passes never make, is quieted rather than carried into infinity.)
+     */
     static short toBfloat16(float value) {
         int bits = Float.floatToRawIntBits(value);
         if (Float.isNaN(value)) {
-            return (short) ((bits >>> 16 & 0x8000) | BFLOAT16_NAN);
+            return (short) ((bits & 0xffff) == 0 ? bits >>> 16 : bits >>> 16 | 0x0040);
         }
         return (short) ((bits + 0x7fff + (bits >>> 16 & 1)) >>> 16);
     }

@@ -190,7 +190,7 @@ class KernelsTest {
     private static short bfloat16(float f) {
         int bits = Float.floatToRawIntBits(f);
         if (Float.isNaN(f)) {
-            return (short) ((bits >>> 16 & 0x8000) | 0x7fc0);
+            return (short) (bits >>> 16); // the NaN's high half (its low half is zero here)
         }
         if (Float.isInfinite(f)) {
             return (short) (bits >>> 16);
