@@ -26,9 +26,4 @@ public enum DType {
     public int byteSize() {
         return byteSize;
     }
-
-    /** The name torch uses, e.g. {@code "float16"}, for messages. */
-    String torchName() {
-        return name().toLowerCase(java.util.Locale.ROOT);
-    }
 }

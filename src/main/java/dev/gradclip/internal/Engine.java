@@ -86,19 +86,15 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         if (this.perTensor) {
             ensureTensorCapacity(table.size());
         }
-        try {
-            if (power) {
-                // First each tensor's largest magnitude, then the sums relative to it: no overflow, no underflow.
-                run(table, Pass.MAXIMA, 0);
-                collect(table, out);
-                run(table, Pass.POWERS, 0);
-                collectPowers(table, out);
-            } else {
-                run(table, Pass.SUMS, 0);
-                collect(table, out);
-            }
-        } finally {
-            this.table = null;
+        if (power) {
+            // First each tensor's largest magnitude, then the sums relative to it: no overflow, no underflow.
+            run(table, Pass.MAXIMA, 0);
+            collect(out);
+            run(table, Pass.POWERS, 0);
+            collectPowers(table, out);
+        } else {
+            run(table, Pass.SUMS, 0);
+            collect(out);
         }
     }
 
@@ -117,21 +113,13 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     /** Multiplies every element by {@code c}: in double for float64, by {@code (float) c} for the other types. */
     public void scale(TensorTable table, double c) {
         perTensor = false;
-        try {
-            run(table, Pass.SCALE, c);
-        } finally {
-            this.table = null;
-        }
+        run(table, Pass.SCALE, c);
     }
 
     /** Clamps every element to {@code [-bound, bound]}, the bound rounded to each tensor's type. */
     public void clamp(TensorTable table, double bound) {
         perTensor = false;
-        try {
-            run(table, Pass.CLAMP, bound);
-        } finally {
-            this.table = null;
-        }
+        run(table, Pass.CLAMP, bound);
     }
 
     /** Whether clamping tensor {@code i} to {@code bound} would change an element (a NaN never changes). */
@@ -159,16 +147,21 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         };
     }
 
+    /** One pass over the table; the table is forgotten afterwards, so the engine keeps no gradients alive. */
     private void run(TensorTable table, Pass pass, double argument) {
         this.table = table;
         this.pass = pass;
         this.argument = argument;
         int n = workersFor(table);
         this.bounds = table.chunks(n);
-        if (n == 1) {
-            run(0);
-        } else {
-            pool.run(this, n);
+        try {
+            if (n == 1) {
+                run(0);
+            } else {
+                pool.run(this, n);
+            }
+        } finally {
+            this.table = null;
         }
     }
 
@@ -291,7 +284,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     }
 
     /** Merges the workers' results in worker order, and finishes the tensors that chunks split. */
-    private void collect(TensorTable table, NormState out) {
+    private void collect(NormState out) {
         int n = bounds.length - 1;
         for (int w = 0; w < n; w++) {
             Worker worker = workers[w];
