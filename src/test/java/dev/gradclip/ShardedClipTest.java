@@ -149,13 +149,8 @@ class ShardedClipTest {
             assertFalse(Double.isFinite(unsplitNorm));
 
             List<List<Integer>> which = shardIndices(seed, participants);
-            List<List<MemorySegment>> shards = new ArrayList<>();
             List<List<byte[]>> before = new ArrayList<>();
-            for (List<Integer> mine : which) {
-                List<MemorySegment> shard = ShardedGrads.copies(arena, tensors, mine);
-                shards.add(shard);
-                before.add(snapshot(shard));
-            }
+            List<List<MemorySegment>> shards = copiesWithSnapshots(arena, tensors, which, before);
             List<Outcome> outcomes = clipSharded(tensors, which, shards, builders(participants, 1.0, normType, policy),
                     new InProcessAllReduce(participants));
             for (int p = 0; p < participants; p++) {
@@ -230,13 +225,8 @@ class ShardedClipTest {
             which.get(t % participants).add(t); // every participant holds something to write
         }
         try (Arena arena = Arena.ofShared()) {
-            List<List<MemorySegment>> shards = new ArrayList<>();
             List<List<byte[]>> before = new ArrayList<>();
-            for (List<Integer> mine : which) {
-                List<MemorySegment> shard = ShardedGrads.copies(arena, tensors, mine);
-                shards.add(shard);
-                before.add(snapshot(shard));
-            }
+            List<List<MemorySegment>> shards = copiesWithSnapshots(arena, tensors, which, before);
             List<Outcome> outcomes = clipSharded(tensors, which, shards, builders, hook);
             for (int p = 0; p < participants; p++) {
                 RuntimeException e = outcomes.get(p).error();
@@ -251,5 +241,17 @@ class ShardedClipTest {
                 }
             }
         }
+    }
+
+    /** Each participant's copies of its tensors; their bytes before any clip go into {@code before}. */
+    private static List<List<MemorySegment>> copiesWithSnapshots(Arena arena, List<ShardedGrads.Tensor> tensors,
+                                                               List<List<Integer>> which, List<List<byte[]>> before) {
+        List<List<MemorySegment>> shards = new ArrayList<>();
+        for (List<Integer> mine : which) {
+            List<MemorySegment> shard = ShardedGrads.copies(arena, tensors, mine);
+            shards.add(shard);
+            before.add(snapshot(shard));
+        }
+        return shards;
     }
 }

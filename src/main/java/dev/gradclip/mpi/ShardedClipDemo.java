@@ -55,15 +55,17 @@ public final class ShardedClipDemo {
         public void sum(long[] words) {
             long start = System.nanoTime();
             inner.sum(words);
-            nanos += System.nanoTime() - start;
-            calls++;
-            lastWordCount = words.length;
+            count(start, words);
         }
 
         @Override
         public void max(long[] words) {
             long start = System.nanoTime();
             inner.max(words);
+            count(start, words);
+        }
+
+        private void count(long start, long[] words) {
             nanos += System.nanoTime() - start;
             calls++;
             lastWordCount = words.length;
