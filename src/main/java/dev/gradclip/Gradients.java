@@ -4,7 +4,6 @@ import dev.gradclip.internal.SegmentChecks;
 import dev.gradclip.internal.TensorTable;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,7 +29,7 @@ public final class Gradients {
             int index = i;
             SegmentChecks.checkShape(segments[i], types[i], i, k -> label(names, index));
         }
-        SegmentChecks.checkDisjoint(Arrays.asList(segments), k -> label(names, k));
+        SegmentChecks.checkDisjoint(segments, k -> label(names, k));
         this.table = TensorTable.of(segments, types, names);
         this.indexByName = new HashMap<>();
         for (int i = 0; i < names.length; i++) {
@@ -51,12 +50,11 @@ public final class Gradients {
         if (segments == null) {
             throw new NullPointerException("segments is null");
         }
-        int n = segments.size();
-        MemorySegment[] array = new MemorySegment[n];
+        MemorySegment[] array = segments.toArray(new MemorySegment[0]); // the list is read once: a snapshot
+        int n = array.length;
         DType[] types = new DType[n];
         String[] names = new String[n];
         for (int i = 0; i < n; i++) {
-            array[i] = segments.get(i);
             types[i] = type;
             names[i] = SegmentChecks.name(i);
         }

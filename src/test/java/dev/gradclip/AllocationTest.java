@@ -74,6 +74,18 @@ class AllocationTest {
     }
 
     /**
+     * A LinkedList is read through one iterator per call (hardening item 7): at most the iterator is
+     * allocated, never a copy of the list (which cost 1.6 MB per call for 200,000 segments).
+     */
+    @Test
+    void aLinkedListCostsAtMostAnIteratorPerCall() {
+        try (Arena arena = Arena.ofConfined()) {
+            long bytes = allocatedBytes(new java.util.LinkedList<>(grads(arena, true)));
+            assertTrue(bytes <= MEASURED_CALLS * 3L * 64, bytes + " bytes over " + MEASURED_CALLS + " calls");
+        }
+    }
+
+    /**
      * A Clipper over mixed dtypes, with and without a report, at one thread and at two (the work is
      * split at every size): after warm-up no call allocates, on the caller or on the workers. Each
      * call starts from the same gradients (copied back, which allocates nothing), so each one scales.

@@ -79,6 +79,36 @@ class CrossWidthTest {
         assertSameBitsAsThisJvm(run);
     }
 
+    /**
+     * Hardening item 4: where the vector kernels would be slower than the scalar ones, the provider
+     * picks the scalar ones and says why in its one line. Without FMA every {@code DoubleVector.fma}
+     * lane is a BigDecimal computation (400-2000x slower than scalar here); without AVX2 the 256-bit
+     * species are emulated. {@code -XX:UseAVX=0} also turns FMA off, so it runs the scalar float64 sum
+     * through {@code SquareAdd}: the same bits as the hardware fma.
+     */
+    @Test
+    void whereVectorsWouldBeSlowTheScalarKernelsRunAndGiveTheSameBits(@TempDir Path dir) throws Exception {
+        String arch = System.getProperty("os.arch");
+        List<List<String>> slowShapes = new ArrayList<>();
+        slowShapes.add(List.of("-XX:-UseFMA"));
+        if (arch.equals("amd64") || arch.equals("x86_64")) {
+            slowShapes.add(List.of("-XX:UseAVX=1"));
+            slowShapes.add(List.of("-XX:UseAVX=0"));
+        }
+        for (List<String> flags : slowShapes) {
+            List<String> all = new ArrayList<>(List.of("--add-modules=jdk.incubator.vector"));
+            all.addAll(flags);
+            Run run = probe(dir, all.toArray(String[]::new));
+            assertEquals(new ScalarKernels().description(), run.out().get(0), flags.toString());
+            assertEquals(1, run.err().lines().filter(line -> line.contains("gradclip uses its scalar kernels")).count(),
+                    flags + ": one line says why: " + run.err());
+            if (flags.contains("-XX:-UseFMA")) {
+                assertTrue(run.err().contains("Math.fma is not a hardware instruction"), run.err());
+            }
+            assertSameBitsAsThisJvm(run);
+        }
+    }
+
     @Test
     void vectors512BitGiveTheSameBitsWhereTheCpuHasThem(@TempDir Path dir) throws Exception {
         Run run = probe(dir, "--add-modules=jdk.incubator.vector", "-XX:MaxVectorSize=64");

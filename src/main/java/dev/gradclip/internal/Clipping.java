@@ -15,12 +15,25 @@ public final class Clipping {
 
     /**
      * The factor to scale by: {@code maxNorm / (norm + EPS)} when {@code norm > maxNorm} or the norm
-     * is NaN, else 1 (nothing is written). As in torch, a NaN norm gives NaN and an infinite norm 0;
-     * {@code maxNorm = +Infinity} never clips. {@code maxNorm} has been checked.
+     * is NaN, else 1 (nothing is written). As in torch, a NaN norm gives NaN and an infinite norm 0.
+     * {@code maxNorm = +Infinity} never clips, whatever the norm, NaN included: the factor is 1 (torch
+     * would scale by NaN there). {@code maxNorm = -0.0} is 0: its quotient {@code -0.0} would flip the
+     * sign of every zeroed element. {@code maxNorm} has been checked.
      */
     public static double coefficient(double norm, double maxNorm) {
         boolean clip = maxNorm != Double.POSITIVE_INFINITY && !(norm <= maxNorm);
-        return clip ? maxNorm / (norm + EPS) : 1.0;
+        return clip ? (maxNorm + 0.0) / (norm + EPS) : 1.0; // -0.0 + 0.0 is +0.0
+    }
+
+    /**
+     * Whether the 32- and 16-bit types may scale by {@code (float) c} in float arithmetic: when
+     * {@code c} is 0, NaN or a normal float, {@code (float) c} is within 2^-24 relative of {@code c}
+     * and each product within one float ulp of {@code (float) (g * c)}. Below 2^-126 (a norm beyond
+     * about 8.5e37 times {@code maxNorm}) {@code (float) c} is subnormal or 0 and loses that: those
+     * calls multiply in double instead.
+     */
+    public static boolean floatCoefficient(double c) {
+        return !(c > 0 && c < 0x1p-126);
     }
 
     /**

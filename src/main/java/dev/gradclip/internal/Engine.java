@@ -142,7 +142,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         return switch (type) {
             case FLOAT64 -> bound;
             case FLOAT32 -> (float) bound;
-            case FLOAT16 -> Float.float16ToFloat(ScalarKernels.toFloat16((float) bound));
+            case FLOAT16 -> ScalarKernels.float16ToFloat(ScalarKernels.toFloat16((float) bound));
             case BFLOAT16 -> Float.intBitsToFloat(ScalarKernels.toBfloat16((float) bound) << 16);
         };
     }

@@ -6,8 +6,17 @@ import java.util.Locale;
 
 /**
  * Picks the kernels once per JVM: the Vector API ones when they can run fast, else the scalar
- * reference with one warning that says how to enable the fast path. The library never fails
- * because a flag is missing.
+ * reference with one line that says why (and how to enable the fast path where a flag can). The
+ * library never fails because a flag is missing.
+ *
+ * <p>The vector kernels are slower than the scalar ones (measured on Zen 1, bench/RESULTS.md) where:
+ * the Vector API module is missing or C2 is off; the preferred vectors are narrower than their 256
+ * bits (x86 without AVX2, {@code -XX:UseAVX=0/1}, {@code -XX:MaxVectorSize=16}: 256-bit species are
+ * then emulated, 6x slower than scalar in gradclip 0.1); or there is no hardware FMA ({@code -XX:-UseFMA},
+ * or a hypervisor that hides it), where each {@code DoubleVector.fma} lane becomes a BigDecimal
+ * computation, 400 to 2000x slower than scalar. Each of these is a known shape checked at start-up,
+ * the last by a short timing (below). 128-bit hardware, ARM NEON included, runs the scalar kernels
+ * because these kernels need 256-bit vectors, not because 128-bit vectors are slow.
  *
  * <p>The system property {@code gradclip.kernels=scalar} forces the scalar kernels (for tests and
  * for benchmarks of the fallback).
@@ -61,7 +70,50 @@ public final class KernelProvider {
         if (vmInfo.contains("interpreted mode") || vmInfo.contains("emulated-client")) {
             return "The JVM runs without the C2 compiler (" + vmInfo + "), so the Vector API would be slow";
         }
+        if (!hardwareFma()) {
+            return "Math.fma is not a hardware instruction here (no FMA, or -XX:-UseFMA), so the vector"
+                    + " kernels' fma would be emulated, about 1000x slower";
+        }
         return null;
+    }
+
+    /**
+     * Whether {@link Math#fma} runs as one instruction. Without hardware FMA it is a BigDecimal
+     * computation, microseconds per call against nanoseconds for a multiply and an add, so the two
+     * loops below differ by 20x or more; with it they cost about the same. The best of five
+     * interleaved trials of each (about 0.1 ms in all when FMA is there) keeps a stray pause in one
+     * trial from deciding; a 4x threshold sits far from both outcomes.
+     */
+    public static boolean hardwareFma() {
+        return Fma.HARDWARE;
+    }
+
+    private static final class Fma {
+        static final boolean HARDWARE = measure();
+
+        private static boolean measure() {
+            double[] x = new double[512];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = 1 + i * 0x1p-30;
+            }
+            long fma = Long.MAX_VALUE;
+            long plain = Long.MAX_VALUE;
+            double sink = 0;
+            for (int trial = 0; trial < 5; trial++) {
+                long t0 = System.nanoTime();
+                for (double v : x) {
+                    sink = Math.fma(v, v, sink);
+                }
+                long t1 = System.nanoTime();
+                for (double v : x) {
+                    sink = v * v + sink;
+                }
+                long t2 = System.nanoTime();
+                fma = Math.min(fma, t1 - t0);
+                plain = Math.min(plain, t2 - t1);
+            }
+            return fma < 4 * plain + (sink == 0 ? 1 : 0); // sink keeps the loops from being dropped
+        }
     }
 
     /** Loaded by name so that no Vector API class is touched before the checks above. */

@@ -38,7 +38,9 @@ public interface Kernels {
 
     /**
      * Multiplies each element by {@code c}, rounded to the element's type to nearest even: in double
-     * for FLOAT64; for the other types by {@code (float) c}, in float32, then rounded to the type.
+     * for FLOAT64; for the other types by {@code (float) c}, in float32, then rounded to the type,
+     * unless {@code (float) c} would be subnormal ({@link Clipping#floatCoefficient}): then
+     * {@code (float) (x * c)} in double, then rounded to the type.
      */
     void scaleBlock(DType type, MemorySegment segment, long from, int count, double c);
 

@@ -4,6 +4,7 @@ import static dev.gradclip.internal.VectorKernels.ORDER;
 
 import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
@@ -26,6 +27,12 @@ final class MapLoop {
 
     /** Each element becomes {@code clamp(x, -arg, arg)} if {@code CLAMP}, else {@code x * arg}, rounded to the type. */
     static void run(MemorySegment segment, long from, int count, double arg) {
+        if (count > 0) {
+            // One scalar read marks this compiled loop as an unsafe accessor, so that a fault in its
+            // vector loads (a mapped file truncated meanwhile) is an InternalError, not a SIGBUS that
+            // kills the JVM: see VectorKernels.
+            segment.get(ValueLayout.JAVA_BYTE, from * TYPE.byteSize());
+        }
         if (TYPE == DType.FLOAT64) {
             int full = count - count % VectorKernels.WIDTH;
             for (int k = 0; k < full; k += VectorKernels.WIDTH) {
@@ -56,7 +63,7 @@ final class MapLoop {
                     x = magnitude.lanewise(VectorOperators.LSHL, 13)
                             .lanewise(VectorOperators.OR, 0x7f800000, magnitude.compare(VectorOperators.GE, 0x7c00))
                             .or(halves.and(0x8000).lanewise(VectorOperators.LSHL, 16))
-                            .reinterpretAsFloats().mul(VectorKernels.FLOAT16_REBIAS);
+                            .reinterpretAsFloats().mul(ScalarKernels.FLOAT16_REBIAS);
                 }
             }
             FloatVector y = CLAMP ? x.max(-a).min(a) : x.mul(a);

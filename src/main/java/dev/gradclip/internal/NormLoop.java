@@ -5,6 +5,7 @@ import static dev.gradclip.internal.VectorKernels.ORDER;
 
 import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
@@ -40,6 +41,12 @@ final class NormLoop {
      * body has one load site; a row of 32 elements rotates them back in place.
      */
     static void run(MemorySegment segment, long from, int count, double scale, BlockFigures out) {
+        if (count > 0) {
+            // One scalar read marks this compiled loop as an unsafe accessor, so that a fault in its
+            // vector loads (a mapped file truncated meanwhile) is an InternalError, not a SIGBUS that
+            // kills the JVM: see VectorKernels.
+            segment.get(ValueLayout.JAVA_BYTE, from * TYPE.byteSize());
+        }
         int full = count - count % Kernels.LANES;
         DoubleVector s0 = DoubleVector.zero(DOUBLES), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
         DoubleVector max = s0; // float64's largest magnitude
@@ -70,7 +77,7 @@ final class NormLoop {
                         // times 2^-112 (normal and subnormal alike); the all-ones exponent becomes float's.
                         floats = bits.lanewise(VectorOperators.LSHL, 13)
                                 .lanewise(VectorOperators.OR, 0x7f800000, bits.compare(VectorOperators.GE, 0x7c00))
-                                .reinterpretAsFloats().mul(VectorKernels.FLOAT16_REBIAS);
+                                .reinterpretAsFloats().mul(ScalarKernels.FLOAT16_REBIAS);
                     }
                 }
                 if (MAX) {

@@ -2,7 +2,6 @@ package dev.gradclip.internal;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import java.util.List;
 import java.util.function.IntFunction;
 
 /**
@@ -11,30 +10,39 @@ import java.util.function.IntFunction;
  * <p>Segments are sorted by (memory space, start address) and each is compared with the ones that
  * start before it ends, so the check costs O(n log n). Native segments share one address space; a
  * heap segment's address is an offset into its array, so heap segments are grouped by array. The
- * common case, native segments in ascending address order, takes one pass and no scratch; otherwise
- * a per-thread scratch is reused, so after warm-up the check allocates nothing for native segments.
+ * array is known by the segment's scope, not by {@code heapBase()}, which a read-only segment hides:
+ * {@link MemorySegment.Scope} promises that segments obtained from the same array (or heap buffer)
+ * have equal scopes, and the JDK's heap scopes compare the array by identity and hash it by
+ * identity. So read-only heap views need no pairwise comparison (32,000 of them took 6.2 s that way).
  *
- * <p>A read-only heap segment does not reveal its array ({@code heapBase()} is empty), so each one is
- * compared pairwise, with {@code asOverlappingSlice}, against the other heap segments.
+ * <p>The common case, native segments in ascending address order, takes one pass and no scratch;
+ * otherwise a per-thread scratch is reused, so after warm-up the check allocates nothing. The
+ * scratch is kept for calls of up to {@link #RETAINED} segments (about 40 bytes each); a larger call
+ * allocates its own and lets it go, so a thread never keeps more than about 2.6 MB alive.
  */
 final class Overlaps {
 
-    /** The group of native segments; heap groups are identity hash codes, which are non-negative. */
-    private static final long NATIVE = -1;
+    /** The largest segment count whose scratch a thread keeps between calls. */
+    static final int RETAINED = 1 << 16;
+
+    /** The group of native segments; heap groups are scope hash codes. */
+    private static final long NATIVE = Long.MIN_VALUE;
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private Overlaps() {}
 
-    /** Throws IllegalArgumentException naming the two tensors ({@code label} of their indices) that overlap. */
-    static void requireDisjoint(List<MemorySegment> grads, IntFunction<String> label) {
-        if (grads.size() < 2 || nativeAndAscending(grads)) {
+    /**
+     * Throws IllegalArgumentException naming the two tensors ({@code label} of their indices) that
+     * overlap, among {@code segments[0 .. count)}, none of them null.
+     */
+    static void requireDisjoint(MemorySegment[] segments, int count, IntFunction<String> label) {
+        if (count < 2 || nativeAndAscending(segments, count)) {
             return;
         }
-        requireDisjointHiddenArrays(grads, label);
         Scratch scratch = SCRATCH.get();
         try {
-            scratch.load(grads);
+            scratch.load(segments, count);
             scratch.sort();
             scratch.requireDisjoint(label);
         } finally {
@@ -42,25 +50,9 @@ final class Overlaps {
         }
     }
 
-    private static void requireDisjointHiddenArrays(List<MemorySegment> grads, IntFunction<String> label) {
-        for (int i = 0, n = grads.size(); i < n; i++) {
-            MemorySegment hidden = grads.get(i);
-            if (!hasHiddenArray(hidden)) {
-                continue;
-            }
-            for (int j = 0; j < n; j++) {
-                MemorySegment other = grads.get(j);
-                if (j != i && !other.isNative() && other.byteSize() > 0
-                        && (j < i || !hasHiddenArray(other)) // hidden pairs once
-                        && hidden.asOverlappingSlice(other).isPresent()) {
-                    throw overlap(i, j, label);
-                }
-            }
-        }
-    }
-
-    private static boolean hasHiddenArray(MemorySegment segment) {
-        return !segment.isNative() && segment.isReadOnly() && segment.byteSize() > 0;
+    /** The segment count this thread's scratch holds now: at most {@link #RETAINED} between calls. */
+    static int retainedSlots() {
+        return SCRATCH.get().order.length;
     }
 
     private static IllegalArgumentException overlap(int a, int b, IntFunction<String> label) {
@@ -68,10 +60,10 @@ final class Overlaps {
                 + label.apply(Math.max(a, b)) + " overlap in memory");
     }
 
-    private static boolean nativeAndAscending(List<MemorySegment> grads) {
+    private static boolean nativeAndAscending(MemorySegment[] segments, int count) {
         long previousEnd = Long.MIN_VALUE;
-        for (int i = 0, n = grads.size(); i < n; i++) {
-            MemorySegment segment = grads.get(i);
+        for (int i = 0; i < count; i++) {
+            MemorySegment segment = segments[i];
             if (!segment.isNative()) {
                 return false;
             }
@@ -94,27 +86,27 @@ final class Overlaps {
         long[] group = new long[0];
         long[] start = new long[0];
         long[] end = new long[0];
-        Object[] base = new Object[0];
+        /** A heap segment's scope (equal scopes, same array), null for native ones. */
+        MemorySegment.Scope[] array = new MemorySegment.Scope[0];
 
-        void load(List<MemorySegment> grads) {
-            int n = grads.size();
+        void load(MemorySegment[] segments, int n) {
             if (order.length < n) {
                 order = new int[n];
                 group = new long[n];
                 start = new long[n];
                 end = new long[n];
-                base = new Object[n];
+                array = new MemorySegment.Scope[n];
             }
             loaded = n;
             size = 0;
             for (int i = 0; i < n; i++) {
-                MemorySegment segment = grads.get(i);
-                if (segment.byteSize() == 0 || hasHiddenArray(segment)) {
-                    continue; // empty: shares no memory; hidden array: checked pairwise
+                MemorySegment segment = segments[i];
+                if (segment.byteSize() == 0) {
+                    continue; // shares no memory
                 }
-                Object array = segment.isNative() ? null : segment.heapBase().orElseThrow();
-                group[i] = array == null ? NATIVE : System.identityHashCode(array);
-                base[i] = array;
+                MemorySegment.Scope scope = segment.isNative() ? null : segment.scope();
+                group[i] = scope == null ? NATIVE : scope.hashCode();
+                array[i] = scope;
                 start[i] = segment.address();
                 end[i] = segment.address() + segment.byteSize();
                 order[size++] = i;
@@ -166,16 +158,24 @@ final class Overlaps {
                 int a = order[p];
                 for (int q = p + 1; q < size && group[order[q]] == group[a] && start[order[q]] < end[a]; q++) {
                     int b = order[q];
-                    if (base[a] == base[b]) {
+                    if (array[a] == array[b] || array[a] != null && array[a].equals(array[b])) {
                         throw overlap(a, b, label);
                     }
                 }
             }
         }
 
-        /** Drops the references to heap arrays, so the scratch keeps no gradients alive. */
+        /** Drops the references to heap arrays, so the scratch keeps no gradients alive, and a large scratch. */
         void release() {
-            Arrays.fill(base, 0, loaded, null);
+            if (order.length > RETAINED) {
+                order = new int[0];
+                group = new long[0];
+                start = new long[0];
+                end = new long[0];
+                array = new MemorySegment.Scope[0];
+            } else {
+                Arrays.fill(array, 0, loaded, null);
+            }
         }
     }
 }

@@ -6,9 +6,17 @@ import java.lang.foreign.ValueLayout;
 
 /**
  * The scalar reference kernels: the plain-Java statement of the order {@link Kernels} defines, and
- * the fallback when the Vector API is not available. {@link VectorKernels} returns the same bits,
- * which the tests check; the element conversions here use the JDK's own
- * ({@link Float#float16ToFloat}, {@link Float#floatToFloat16}), so they also check the vector bit tricks.
+ * the fallback where the vector kernels would be slow. {@link VectorKernels} returns the same bits,
+ * which the tests check.
+ *
+ * <p>Two things here avoid JDK paths that are fast only on some CPUs, since the fallback is what
+ * runs on exactly those CPUs. The float16 conversions are bit operations, not
+ * {@link Float#float16ToFloat}/{@link Float#floatToFloat16}: without F16C (an x86 without AVX) those
+ * run as Java code about 18x slower than a float32 load; the tests check these against the JDK's on
+ * every float16 and on every rounding boundary. And a float64 square is added by
+ * {@link SquareAdd#squareAdd} where {@link Math#fma} is not one instruction (no FMA, or
+ * {@code -XX:-UseFMA}), since it is then a BigDecimal computation about 1000x slower; both give the
+ * same bits.
  */
 public final class ScalarKernels implements Kernels {
 
@@ -19,6 +27,9 @@ public final class ScalarKernels implements Kernels {
 
     /** The quiet NaN written for a float16 NaN result, with the sign of the value. */
     static final int FLOAT16_NAN = 0x7e00;
+
+    /** 2^112 moves a float16 exponent (bias 15) placed in a float's exponent field to float's bias 127. */
+    static final float FLOAT16_REBIAS = 0x1p112f;
 
     @Override
     public void normBlock(DType type, boolean squares, boolean max, MemorySegment segment, long from, int count,
@@ -63,8 +74,14 @@ public final class ScalarKernels implements Kernels {
         }
         // A widened float's square is exact in double, so a plain multiply-add rounds once too,
         // and avoids Math.fma's slow software path on CPUs without FMA.
-        return type == DType.FLOAT64 ? Math.fma(a, a, sum) : a * a + sum;
+        if (type != DType.FLOAT64) {
+            return a * a + sum;
+        }
+        return HARDWARE_FMA ? Math.fma(a, a, sum) : SquareAdd.squareAdd(a, sum);
     }
+
+    /** Whether {@link Math#fma} is one instruction here ({@link KernelProvider#hardwareFma()}). */
+    private static final boolean HARDWARE_FMA = KernelProvider.hardwareFma();
 
     /**
      * Lane {@code lane} after the halving steps down to {@code step}: at each step lane {@code j}
@@ -93,7 +110,7 @@ public final class ScalarKernels implements Kernels {
     static float load(DType type, MemorySegment segment, long i) {
         return switch (type) {
             case FLOAT32 -> segment.getAtIndex(FLOAT, i);
-            case FLOAT16 -> Float.float16ToFloat(segment.getAtIndex(SHORT, i));
+            case FLOAT16 -> float16ToFloat(segment.getAtIndex(SHORT, i));
             case BFLOAT16 -> Float.intBitsToFloat(segment.getAtIndex(SHORT, i) << 16);
             case FLOAT64 -> throw new IllegalArgumentException("float64 does not widen to float");
         };
@@ -109,12 +126,35 @@ public final class ScalarKernels implements Kernels {
         }
     }
 
-    /** Round to nearest even, as {@link Float#floatToFloat16}; a NaN becomes the quiet NaN 0x7e00 with its sign. */
+    /**
+     * A float16 widened exactly to float, as {@link Float#float16ToFloat}: the magnitude's bits go
+     * under a float's exponent field (all ones for inf and NaN), and 2^112 moves the exponent from
+     * float16's bias (15) to float's (127); float16 subnormals become float subnormals first, which
+     * the multiply by a power of two also keeps exact. The same steps as {@link MapLoop}'s.
+     */
+    static float float16ToFloat(short half) {
+        int magnitude = half & 0x7fff;
+        int bits = magnitude << 13 | (magnitude >= 0x7c00 ? 0x7f800000 : 0) | (half & 0x8000) << 16;
+        return Float.intBitsToFloat(bits) * FLOAT16_REBIAS;
+    }
+
+    /**
+     * Round to nearest even, as {@link Float#floatToFloat16}, but a NaN becomes the quiet NaN 0x7e00
+     * with its sign. By the magnitude: from 2^16 up (and inf, NaN) inf or NaN; below 2^-14 adding
+     * 0.5f leaves the value in units of 2^-24, rounded by the add; in between, rebias the exponent
+     * and round off the 13 dropped bits (65520 and up carry into inf). The same steps as {@link MapLoop}'s.
+     */
     static short toFloat16(float value) {
-        if (Float.isNaN(value)) {
-            return (short) ((Float.floatToRawIntBits(value) >>> 16 & 0x8000) | FLOAT16_NAN);
+        int bits = Float.floatToRawIntBits(value);
+        int sign = bits >>> 16 & 0x8000;
+        int magnitude = bits & 0x7fffffff;
+        if (magnitude >= 0x47800000) {
+            return (short) (sign | (magnitude > 0x7f800000 ? FLOAT16_NAN : 0x7c00));
         }
-        return Float.floatToFloat16(value);
+        if (magnitude < 0x38800000) {
+            return (short) (sign | (Float.floatToRawIntBits(Float.intBitsToFloat(magnitude) + 0.5f) - 0x3f000000));
+        }
+        return (short) (sign | (magnitude + 0xfff + (magnitude >>> 13 & 1) - (112 << 23)) >>> 13);
     }
 
     /**
@@ -140,6 +180,12 @@ public final class ScalarKernels implements Kernels {
         if (type == DType.FLOAT64) {
             for (long i = from; i < end; i++) {
                 segment.setAtIndex(DOUBLE, i, segment.getAtIndex(DOUBLE, i) * c);
+            }
+            return;
+        }
+        if (!Clipping.floatCoefficient(c)) {
+            for (long i = from; i < end; i++) {
+                store(type, segment, i, (float) (load(type, segment, i) * c));
             }
             return;
         }

@@ -2,7 +2,6 @@ package dev.gradclip.internal;
 
 import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
-import java.util.List;
 import java.util.function.IntFunction;
 
 /**
@@ -18,27 +17,6 @@ public final class SegmentChecks {
             throw new IllegalArgumentException(
                     "maxNorm must be >= 0 (or +Infinity for no clipping), was " + maxNorm);
         }
-    }
-
-    /** The 0.1 lists: no nulls, float32 sizes, live, this thread's, disjoint. */
-    public static void checkFloatList(List<MemorySegment> grads) {
-        if (grads == null) {
-            throw new NullPointerException("grads is null");
-        }
-        for (int i = 0, n = grads.size(); i < n; i++) {
-            checkShape(grads.get(i), DType.FLOAT32, i, SegmentChecks::name);
-        }
-        Thread current = Thread.currentThread();
-        for (int i = 0, n = grads.size(); i < n; i++) {
-            MemorySegment segment = grads.get(i);
-            if (!segment.scope().isAlive()) {
-                throw new IllegalStateException(name(i) + " cannot be read: its arena is closed");
-            }
-            if (!segment.isAccessibleBy(current)) {
-                throw new WrongThreadException(name(i) + " is confined to another thread than " + current);
-            }
-        }
-        Overlaps.requireDisjoint(grads, SegmentChecks::name);
     }
 
     /** Not null, and a whole number of elements of the type. */
@@ -57,8 +35,8 @@ public final class SegmentChecks {
     }
 
     /** Segments that share memory would be counted and scaled twice. */
-    public static void checkDisjoint(List<MemorySegment> segments, IntFunction<String> label) {
-        Overlaps.requireDisjoint(segments, label);
+    public static void checkDisjoint(MemorySegment[] segments, IntFunction<String> label) {
+        Overlaps.requireDisjoint(segments, segments.length, label);
     }
 
     public static String name(int index) {

@@ -4,6 +4,8 @@ import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
+import java.util.RandomAccess;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * The tensors of one call as the passes see them: segments, types, names, and the layout of their
@@ -60,24 +62,63 @@ public final class TensorTable {
         return new TensorTable(0);
     }
 
-    /** Loads float32 segments that {@link SegmentChecks#checkFloatList} has accepted. */
+    /**
+     * Loads a 0.1 float32 list and checks it: the list is read once ({@code size()} and each
+     * {@code get(i)} once, or one iteration), and every check and pass then works from that snapshot,
+     * so a list changed by another thread during the call can neither slip an unchecked segment past
+     * the checks nor have a segment scaled twice. A {@code RandomAccess} list is read by index,
+     * allocation-free; another list (a {@code LinkedList}), and a {@code CopyOnWriteArrayList} (whose
+     * iterator is a consistent snapshot), through one iterator. Throws, before any write, as
+     * {@link SegmentChecks} says; {@link #release()} afterwards in any case.
+     */
     public void load(List<MemorySegment> floats) {
-        int n = floats.size();
-        if (segments.length < n) {
-            allocate(Math.max(n, 2 * segments.length));
+        if (floats == null) {
+            throw new NullPointerException("grads is null");
         }
-        for (int i = 0; i < n; i++) {
-            segments[i] = floats.get(i);
+        int n = floats.size();
+        reserve(n, 0);
+        int count = 0;
+        if (floats instanceof RandomAccess && !(floats instanceof CopyOnWriteArrayList)) {
+            for (; count < n; count++) {
+                segments[count] = floats.get(count);
+            }
+        } else {
+            for (MemorySegment segment : floats) {
+                reserve(count + 1, count);
+                segments[count++] = segment;
+            }
+        }
+        size = count;
+        for (int i = 0; i < count; i++) {
+            SegmentChecks.checkShape(segments[i], DType.FLOAT32, i, SegmentChecks::name);
             types[i] = DType.FLOAT32;
         }
-        size = n;
+        checkAccess();
+        Overlaps.requireDisjoint(segments, count, SegmentChecks::name);
         layout();
         plans = NO_PLANS;
     }
 
-    /** Drops the references to the last call's segments, so the per-thread table keeps no memory alive. */
+    /** Room for {@code n} tensors, keeping the first {@code kept} segments. */
+    private void reserve(int n, int kept) {
+        if (segments.length < n) {
+            MemorySegment[] old = segments;
+            allocate(Math.max(n, 2 * segments.length));
+            System.arraycopy(old, 0, segments, 0, kept);
+        }
+    }
+
+    /**
+     * Drops the references to the last call's segments, so the per-thread table keeps no memory
+     * alive, and a table grown past {@link Overlaps#RETAINED} tensors, so a thread keeps at most a
+     * few MB for the next call.
+     */
     public void release() {
-        Arrays.fill(segments, 0, size, null);
+        if (segments.length > Overlaps.RETAINED) {
+            allocate(0);
+        } else {
+            Arrays.fill(segments, 0, size, null);
+        }
         size = 0;
     }
 
@@ -88,6 +129,11 @@ public final class TensorTable {
             byteStart[i + 1] = byteStart[i] + segments[i].byteSize();
         }
         whole[1] = blockStart[size];
+    }
+
+    /** How many tensors the table can hold without growing: a reusable table keeps at most {@link Overlaps#RETAINED}. */
+    public int capacity() {
+        return segments.length;
     }
 
     public int size() {

@@ -24,6 +24,13 @@ import jdk.incubator.vector.VectorSpecies;
  * fits AVX2's 16 registers beside the loads (4 accumulators of 8 doubles would fit AVX-512 too, with
  * the same bits, but Zen 4 splits 512-bit operations in two anyway). Narrower hardware uses the
  * scalar kernels, which give the same bits.
+ *
+ * <p><b>Faults.</b> A memory-mapped file truncated while it is clipped makes reads past its new end
+ * fault. HotSpot turns such a fault into an {@link InternalError} only in methods marked as unsafe
+ * accessors, and C2 marks a method for scalar segment accesses but not for the Vector API's loads
+ * (JDK 25; bench/repro/ reproduces it without gradclip): a C2-compiled vector loop dies with SIGBUS
+ * and takes the JVM with it. So each loop makes one scalar read of its first element, which costs
+ * one load per block and carries the mark; {@code TruncatedMappingTest} checks the result.
  */
 public final class VectorKernels implements Kernels {
 
@@ -52,9 +59,6 @@ public final class VectorKernels implements Kernels {
     private static final MethodHandle[][][] NORM = normLoops();
     private static final MethodHandle[][] MAP = mapLoops();
 
-    /** 2^112 moves a float16 exponent (bias 15) placed in a float's exponent field to float's bias 127. */
-    static final float FLOAT16_REBIAS = 0x1p112f;
-
     /** Throws UnsupportedOperationException where 256-bit vectors are not intrinsified. */
     public VectorKernels() {
         int preferred = DoubleVector.SPECIES_PREFERRED.vectorBitSize();
@@ -76,6 +80,11 @@ public final class VectorKernels implements Kernels {
 
     @Override
     public void scaleBlock(DType type, MemorySegment segment, long from, int count, double c) {
+        if (type != DType.FLOAT64 && !Clipping.floatCoefficient(c)) {
+            // Norms beyond ~8.5e37 x maxNorm only: rare enough for the scalar loop, which multiplies in double.
+            ScalarKernels.scaleTail(type, segment, from, from + count, c);
+            return;
+        }
         map(type, false, segment, from, count, c);
     }
 

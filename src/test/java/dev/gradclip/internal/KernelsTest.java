@@ -178,6 +178,46 @@ class KernelsTest {
         }
     }
 
+    /**
+     * The scalar kernels convert float16 with bit operations (the JDK's conversions are slow without
+     * F16C): every float16 widens as {@link Float#float16ToFloat} does, and floats round as
+     * {@link Float#floatToFloat16} does, on a stride through all 2^32 patterns and on both sides of
+     * every float16 rounding boundary (the midpoints between neighbours, where ties go to even).
+     */
+    @Test
+    void scalarFloat16ConversionsAgreeWithTheJdk() {
+        for (int bits = 0; bits < 65536; bits++) {
+            float expected = Float.float16ToFloat((short) bits);
+            float actual = ScalarKernels.float16ToFloat((short) bits);
+            if (Float.isNaN(expected)) {
+                assertTrue(Float.isNaN(actual) && (Float.floatToRawIntBits(actual) < 0) == (bits >= 0x8000),
+                        "0x" + Integer.toHexString(bits));
+            } else {
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(actual), "0x" + Integer.toHexString(bits));
+            }
+        }
+        for (long bits = 0; bits < (1L << 32); bits += 61) { // 61 is odd: every low-bit pattern occurs
+            assertRoundsLikeTheJdk(Float.intBitsToFloat((int) bits));
+        }
+        for (int half = 0; half < 0x7c00; half++) {
+            float low = Float.float16ToFloat((short) half);
+            float high = Float.float16ToFloat((short) (half + 1));
+            float midpoint = (float) (((double) low + high) / 2); // exact: float has 13 more bits
+            for (float f : new float[] {midpoint, Math.nextDown(midpoint), Math.nextUp(midpoint), low, high}) {
+                assertRoundsLikeTheJdk(f);
+                assertRoundsLikeTheJdk(-f);
+            }
+        }
+    }
+
+    private static void assertRoundsLikeTheJdk(float f) {
+        short expected = jdkFloat16(f);
+        short actual = ScalarKernels.toFloat16(f);
+        if (expected != actual) {
+            assertEquals(expected, actual, "float 0x" + Integer.toHexString(Float.floatToRawIntBits(f)));
+        }
+    }
+
     /** The JDK's round to nearest even, with NaN as the quiet NaN 0x7e00 and its sign. */
     private static short jdkFloat16(float f) {
         if (Float.isNaN(f)) {
