@@ -10,10 +10,11 @@ import java.lang.foreign.ValueLayout;
  * which the tests check.
  *
  * <p>Two things here avoid JDK paths that are fast only on some CPUs, since the fallback is what
- * runs on exactly those CPUs. The float16 conversions are bit operations, not
- * {@link Float#float16ToFloat}/{@link Float#floatToFloat16}: without F16C (an x86 without AVX) those
- * run as Java code about 18x slower than a float32 load; the tests check these against the JDK's on
- * every float16 and on every rounding boundary. And a float64 square is added by
+ * runs on exactly those CPUs. The float16 conversions are bit operations where
+ * {@link Float#float16ToFloat}/{@link Float#floatToFloat16} are not intrinsics (an x86 without F16C,
+ * where they run as Java code 3 to 5x slower), and the JDK's where they are (1.6x faster there); the
+ * tests check the bit operations against the JDK's on every float16 and on every rounding boundary.
+ * And a float64 square is added by
  * {@link SquareAdd#squareAdd} where {@link Math#fma} is not one instruction (no FMA, or
  * {@code -XX:-UseFMA}), since it is then a BigDecimal computation about 1000x slower; both give the
  * same bits.
@@ -80,6 +81,41 @@ public final class ScalarKernels implements Kernels {
         return HARDWARE_FMA ? Math.fma(a, a, sum) : SquareAdd.squareAdd(a, sum);
     }
 
+    /** Whether the JDK's float16 conversions are intrinsics here; both give the same bits. */
+    private static final boolean JDK_FLOAT16 = jdkFloat16IsFaster();
+
+    /**
+     * Whether the JDK's float16 conversions ({@link Float#float16ToFloat}, {@link Float#floatToFloat16})
+     * beat the bit operations below. Where the CPU converts float16 in hardware (x86 F16C, ARM) the
+     * JDK's are intrinsics and 1.6x faster inside these kernels; without (an x86 without AVX) they are
+     * Java code, 3 to 5x slower (bench/RESULTS.md). Timed like {@link KernelProvider#hardwareFma()}:
+     * the intrinsic is an instruction against a dozen operations, the Java code dozens against a
+     * dozen, interpreted as compiled; the best of five trials of each decides.
+     */
+    private static boolean jdkFloat16IsFaster() {
+        short[] halves = new short[512];
+        for (int i = 0; i < halves.length; i++) {
+            halves[i] = (short) (0x3c00 + 7 * i); // normal values from 1 up
+        }
+        long jdk = Long.MAX_VALUE;
+        long own = Long.MAX_VALUE;
+        int sink = 0;
+        for (int trial = 0; trial < 5; trial++) {
+            long t0 = System.nanoTime();
+            for (short half : halves) {
+                sink += Float.floatToFloat16(Float.float16ToFloat(half) * 0.75f);
+            }
+            long t1 = System.nanoTime();
+            for (short half : halves) {
+                sink += toFloat16(float16ToFloat(half) * 0.75f);
+            }
+            long t2 = System.nanoTime();
+            jdk = Math.min(jdk, t1 - t0);
+            own = Math.min(own, t2 - t1);
+        }
+        return jdk + (sink == 0 ? 1 : 0) < own; // sink keeps the loops from being dropped
+    }
+
     /** Whether {@link Math#fma} is one instruction here ({@link KernelProvider#hardwareFma()}). */
     private static final boolean HARDWARE_FMA = KernelProvider.hardwareFma();
 
@@ -110,7 +146,8 @@ public final class ScalarKernels implements Kernels {
     static float load(DType type, MemorySegment segment, long i) {
         return switch (type) {
             case FLOAT32 -> segment.getAtIndex(FLOAT, i);
-            case FLOAT16 -> float16ToFloat(segment.getAtIndex(SHORT, i));
+            case FLOAT16 -> JDK_FLOAT16 ? Float.float16ToFloat(segment.getAtIndex(SHORT, i))
+                    : float16ToFloat(segment.getAtIndex(SHORT, i));
             case BFLOAT16 -> Float.intBitsToFloat(segment.getAtIndex(SHORT, i) << 16);
             case FLOAT64 -> throw new IllegalArgumentException("float64 does not widen to float");
         };
@@ -120,7 +157,8 @@ public final class ScalarKernels implements Kernels {
     static void store(DType type, MemorySegment segment, long i, float value) {
         switch (type) {
             case FLOAT32 -> segment.setAtIndex(FLOAT, i, value);
-            case FLOAT16 -> segment.setAtIndex(SHORT, i, toFloat16(value));
+            case FLOAT16 -> segment.setAtIndex(SHORT, i, JDK_FLOAT16 && !Float.isNaN(value)
+                    ? Float.floatToFloat16(value) : toFloat16(value));
             case BFLOAT16 -> segment.setAtIndex(SHORT, i, toBfloat16(value));
             case FLOAT64 -> throw new IllegalArgumentException("float64 does not narrow from float");
         }
