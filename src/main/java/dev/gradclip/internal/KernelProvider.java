@@ -80,9 +80,9 @@ public final class KernelProvider {
     /**
      * Whether {@link Math#fma} runs as one instruction. Without hardware FMA it is a BigDecimal
      * computation, microseconds per call against nanoseconds for a multiply and an add, so the two
-     * loops below differ by 20x or more; with it they cost about the same. The best of five
-     * interleaved trials of each (about 0.1 ms in all when FMA is there) keeps a stray pause in one
-     * trial from deciding; a 4x threshold sits far from both outcomes.
+     * loops below differ by 20x or more; with it they cost about the same. Timed by
+     * {@link StartupTiming} (about 0.1 ms in all when FMA is there); a 4x threshold sits far from both
+     * outcomes.
      */
     public static boolean hardwareFma() {
         return Fma.HARDWARE;
@@ -96,23 +96,20 @@ public final class KernelProvider {
             for (int i = 0; i < x.length; i++) {
                 x[i] = 1 + i * 0x1p-30;
             }
-            long fma = Long.MAX_VALUE;
-            long plain = Long.MAX_VALUE;
-            double sink = 0;
-            for (int trial = 0; trial < 5; trial++) {
-                long t0 = System.nanoTime();
+            long[] nanos = StartupTiming.bestOfFive(() -> {
+                double sum = 0;
                 for (double v : x) {
-                    sink = Math.fma(v, v, sink);
+                    sum = Math.fma(v, v, sum);
                 }
-                long t1 = System.nanoTime();
+                return sum;
+            }, () -> {
+                double sum = 0;
                 for (double v : x) {
-                    sink = v * v + sink;
+                    sum = v * v + sum;
                 }
-                long t2 = System.nanoTime();
-                fma = Math.min(fma, t1 - t0);
-                plain = Math.min(plain, t2 - t1);
-            }
-            return fma < 4 * plain + (sink == 0 ? 1 : 0); // sink keeps the loops from being dropped
+                return sum;
+            });
+            return nanos[0] < 4 * nanos[1];
         }
     }
 

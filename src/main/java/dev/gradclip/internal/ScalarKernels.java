@@ -88,32 +88,29 @@ public final class ScalarKernels implements Kernels {
      * Whether the JDK's float16 conversions ({@link Float#float16ToFloat}, {@link Float#floatToFloat16})
      * beat the bit operations below. Where the CPU converts float16 in hardware (x86 F16C, ARM) the
      * JDK's are intrinsics and 1.6x faster inside these kernels; without (an x86 without AVX) they are
-     * Java code, 3 to 5x slower (bench/RESULTS.md). Timed like {@link KernelProvider#hardwareFma()}:
-     * the intrinsic is an instruction against a dozen operations, the Java code dozens against a
-     * dozen, interpreted as compiled; the best of five trials of each decides.
+     * Java code, 3 to 5x slower (bench/RESULTS.md). Timed by {@link StartupTiming}: the intrinsic is
+     * an instruction against a dozen operations, the Java code dozens against a dozen, interpreted as
+     * compiled.
      */
     private static boolean jdkFloat16IsFaster() {
         short[] halves = new short[512];
         for (int i = 0; i < halves.length; i++) {
             halves[i] = (short) (0x3c00 + 7 * i); // normal values from 1 up
         }
-        long jdk = Long.MAX_VALUE;
-        long own = Long.MAX_VALUE;
-        int sink = 0;
-        for (int trial = 0; trial < 5; trial++) {
-            long t0 = System.nanoTime();
+        long[] nanos = StartupTiming.bestOfFive(() -> {
+            int sum = 0;
             for (short half : halves) {
-                sink += Float.floatToFloat16(Float.float16ToFloat(half) * 0.75f);
+                sum += Float.floatToFloat16(Float.float16ToFloat(half) * 0.75f);
             }
-            long t1 = System.nanoTime();
+            return sum;
+        }, () -> {
+            int sum = 0;
             for (short half : halves) {
-                sink += toFloat16(float16ToFloat(half) * 0.75f);
+                sum += toFloat16(float16ToFloat(half) * 0.75f);
             }
-            long t2 = System.nanoTime();
-            jdk = Math.min(jdk, t1 - t0);
-            own = Math.min(own, t2 - t1);
-        }
-        return jdk + (sink == 0 ? 1 : 0) < own; // sink keeps the loops from being dropped
+            return sum;
+        });
+        return nanos[0] < nanos[1];
     }
 
     /** Whether {@link Math#fma} is one instruction here ({@link KernelProvider#hardwareFma()}). */
