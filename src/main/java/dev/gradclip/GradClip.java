@@ -148,7 +148,7 @@ public final class GradClip {
     /**
      * Clamps every element to {@code [-clipValue, clipValue]}: torch's {@code clip_grad_value_},
      * optax's {@code clip}. The bound is rounded to each tensor's dtype, as torch does; NaN stays NaN
-     * (a float16 NaN is rewritten as the quiet NaN 0x7e00). A read-only tensor is fine
+     * (a NaN keeps its sign and payload, quieted). A read-only tensor is fine
      * when nothing in it has to change.
      *
      * <p><b>This changes the update's direction</b> whenever an element is clamped: [50, 200, 30]

@@ -80,6 +80,17 @@ class CrossWidthTest {
     }
 
     /**
+     * Float16 by bit operations in the vector kernels, as on a CPU whose JDK has no float16
+     * intrinsics: the same bits as the JDK's conversions (and SuperWord's vector ones) give here.
+     */
+    @Test
+    void float16BitOperationsGiveTheSameBitsAsTheJdksConversions(@TempDir Path dir) throws Exception {
+        Run run = probe(dir, "--add-modules=jdk.incubator.vector", "-Dgradclip.float16=bits");
+        assertEquals(KernelProvider.kernels().description(), run.out().get(0));
+        assertSameBitsAsThisJvm(run);
+    }
+
+    /**
      * Hardening item 4: where the vector kernels would be slower than the scalar ones, the provider
      * picks the scalar ones and says why in its one line. Without FMA every {@code DoubleVector.fma}
      * lane is a BigDecimal computation (400-2000x slower than scalar here); without AVX2 the 256-bit

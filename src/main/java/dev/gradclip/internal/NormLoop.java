@@ -7,6 +7,7 @@ import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -35,10 +36,31 @@ final class NormLoop {
     private NormLoop() {}
 
     /**
+     * Whether the low half of an int read from memory is the first of its two 16-bit elements (on a
+     * little-endian CPU): the 16-bit types are read as pairs, 16 elements per vector of 8 ints.
+     */
+    private static final boolean LOW_HALF_FIRST = ORDER == ByteOrder.LITTLE_ENDIAN;
+
+    /**
+     * Whether a float16 block is first widened into {@link BlockFigures}' scratch by the JDK's
+     * conversions, which C2's SuperWord compiles into vcvtph2ps where the CPU has it (F16C): 0.05 ns
+     * per element in cache, against the bit operations' compare, blend and rebias multiply in the loop
+     * (2.4x the float32 block time). The loop then reads floats, as for float32.
+     */
+    private static final boolean WIDENED = TYPE == DType.FLOAT16 && ScalarKernels.JDK_FLOAT16;
+
+    /**
      * {@link Kernels#normBlock} for {@code TYPE}, {@code SQUARES} and {@code MAX}. Eight accumulators
-     * of four doubles are the 32 lanes: vector j of a block goes into accumulator j mod 8. Each step
-     * loads eight elements (two vectors of doubles) and the accumulators rotate two places, so the
-     * body has one load site; a row of 32 elements rotates them back in place.
+     * of four doubles hold the 32 lanes. Each step reads 16 elements and widens them into four vectors
+     * of doubles, which go into the four accumulators of their lanes; the accumulators then rotate four
+     * places (a row of 32 elements is two steps), so the body has one load site per 16 elements.
+     *
+     * <p>Float32, float64 and float16 widened ahead ({@link #WIDENED}) come in element order: step vector i holds lanes 4i..4i+3 of its
+     * half row. The 16-bit types are read as pairs, 8 ints of two elements each, and widening a half of
+     * each int is a mask or a shift, with no 16-to-32-bit conversion; their vectors hold the first
+     * elements of the pairs (vectors 0, 1: half-row lanes 0, 2, 4, 6 and 8, 10, 12, 14) and the second
+     * ones (vectors 2, 3: lanes 1, 3, 5, 7 and 9, ..., 15). Every lane still sums its own elements in
+     * order, so only the fold at the end of the block differs, and it pairs the same lanes.
      */
     static void run(MemorySegment segment, long from, int count, double scale, BlockFigures out) {
         if (count > 0) {
@@ -55,67 +77,122 @@ final class NormLoop {
         // exact and propagates NaN. One vpmaxsd (1 cycle) where FloatVector.max's Java semantics (NaN,
         // -0.0) cost a blend sequence on the loop-carried chain: 1.8x the float32 block time in cache.
         IntVector bitsMax = IntVector.zero(VectorKernels.INTS_8);
-        for (int k = 0; k < full; k += 8) {
+        float[] widened = out.widened;
+        if (WIDENED) {
+            for (int k = 0; k < full; k++) {
+                widened[k] = Float.float16ToFloat(segment.getAtIndex(ScalarKernels.SHORT, from + k));
+            }
+        }
+        for (int k = 0; k < full; k += 16) {
             long at = from + k;
-            // Load eight elements and widen them to double, exactly (but for float64's power-of-two scale).
-            DoubleVector low;
-            DoubleVector high;
+            // Load sixteen elements and widen them to four vectors of doubles, exactly (but for float64's
+            // power-of-two scale).
+            DoubleVector v0;
+            DoubleVector v1;
+            DoubleVector v2;
+            DoubleVector v3;
             if (TYPE == DType.FLOAT64) {
-                low = DoubleVector.fromMemorySegment(DOUBLES, segment, at * Double.BYTES, ORDER).mul(scale);
-                high = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 4) * Double.BYTES, ORDER).mul(scale);
+                v0 = DoubleVector.fromMemorySegment(DOUBLES, segment, at * Double.BYTES, ORDER).mul(scale);
+                v1 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 4) * Double.BYTES, ORDER).mul(scale);
+                v2 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 8) * Double.BYTES, ORDER).mul(scale);
+                v3 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 12) * Double.BYTES, ORDER).mul(scale);
+                if (MAX || !SQUARES) {
+                    v0 = v0.abs();
+                    v1 = v1.abs();
+                    v2 = v2.abs();
+                    v3 = v3.abs();
+                }
+                if (MAX) {
+                    max = max.max(v0.max(v1).max(v2.max(v3))); // exact in any order; NaN propagates
+                }
             } else {
-                FloatVector floats;
-                if (TYPE == DType.FLOAT32) {
-                    floats = FloatVector.fromMemorySegment(VectorKernels.FLOATS_8, segment, at * Float.BYTES, ORDER);
+                FloatVector first;
+                FloatVector second;
+                if (TYPE == DType.FLOAT32 || WIDENED) {
+                    if (TYPE == DType.FLOAT32) {
+                        first = FloatVector.fromMemorySegment(VectorKernels.FLOATS_8, segment, at * Float.BYTES, ORDER);
+                        second = FloatVector.fromMemorySegment(VectorKernels.FLOATS_8, segment, (at + 8) * Float.BYTES, ORDER);
+                    } else {
+                        first = FloatVector.fromArray(VectorKernels.FLOATS_8, widened, k);
+                        second = FloatVector.fromArray(VectorKernels.FLOATS_8, widened, k + 8);
+                    }
                     if (MAX || !SQUARES) {
-                        floats = floats.abs(); // on eight floats: half the work of four doubles twice
+                        first = first.abs(); // on eight floats: half the work of four doubles twice
+                        second = second.abs();
                     }
                 } else {
-                    IntVector bits = ((IntVector) ShortVector.fromMemorySegment(VectorKernels.SHORTS_8, segment,
-                            at * Short.BYTES, ORDER).convertShape(VectorOperators.S2I, VectorKernels.INTS_8, 0))
-                            .and(0x7fff); // the magnitude: the sign bit dropped
+                    IntVector pairs = IntVector.fromMemorySegment(VectorKernels.INTS_8, segment, at * Short.BYTES, ORDER);
+                    // Each half's magnitude (the sign dropped), moved to where a float keeps it.
+                    IntVector low;
+                    IntVector high;
                     if (TYPE == DType.BFLOAT16) {
-                        floats = bits.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                        low = pairs.lanewise(VectorOperators.LSHL, 16);
+                        high = pairs.and(0xffff0000);
+                        if (MAX || !SQUARES) {
+                            low = low.and(0x7fffffff);
+                            high = high.and(0x7fffffff);
+                        }
                     } else {
                         // Float16: exponent and fraction shifted into a float's fields give the value
                         // times 2^-112 (normal and subnormal alike); the all-ones exponent becomes float's.
-                        floats = bits.lanewise(VectorOperators.LSHL, 13)
-                                .lanewise(VectorOperators.OR, 0x7f800000, bits.compare(VectorOperators.GE, 0x7c00))
-                                .reinterpretAsFloats().mul(ScalarKernels.FLOAT16_REBIAS);
+                        low = pairs.and(0x7fff).lanewise(VectorOperators.LSHL, 13);
+                        high = pairs.lanewise(VectorOperators.LSHR, 3).and(0x7fff << 13);
+                        low = low.lanewise(VectorOperators.OR, 0x7f800000, low.compare(VectorOperators.GE, 0x7c00 << 13));
+                        high = high.lanewise(VectorOperators.OR, 0x7f800000, high.compare(VectorOperators.GE, 0x7c00 << 13));
+                    }
+                    first = (LOW_HALF_FIRST ? low : high).reinterpretAsFloats();
+                    second = (LOW_HALF_FIRST ? high : low).reinterpretAsFloats();
+                    if (TYPE == DType.FLOAT16) {
+                        first = first.mul(ScalarKernels.FLOAT16_REBIAS);
+                        second = second.mul(ScalarKernels.FLOAT16_REBIAS);
                     }
                 }
                 if (MAX) {
-                    bitsMax = bitsMax.max(floats.reinterpretAsInts()); // floats >= 0 here (abs or magnitude)
+                    // floats >= 0 here (abs or magnitude)
+                    bitsMax = bitsMax.max(first.reinterpretAsInts()).max(second.reinterpretAsInts());
                 }
-                low = (DoubleVector) floats.convertShape(VectorOperators.F2D, DOUBLES, 0);
-                high = (DoubleVector) floats.convertShape(VectorOperators.F2D, DOUBLES, 1);
-            }
-            if (TYPE == DType.FLOAT64 && (MAX || !SQUARES)) {
-                low = low.abs();
-                high = high.abs();
+                // Float32 (and widened float16): lanes 0-7 then 8-15 of the half row; pairs: see above.
+                v0 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 0);
+                v1 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 1);
+                v2 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
+                v3 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 1);
             }
             // fma(x, x, acc) rounds once, as the reference does; for widened floats x*x is exact anyway.
-            DoubleVector nextLow = SQUARES ? low.fma(low, s0) : s0.add(low);
-            DoubleVector nextHigh = SQUARES ? high.fma(high, s1) : s1.add(high);
-            s0 = s2;
-            s1 = s3;
-            s2 = s4;
-            s3 = s5;
-            s4 = s6;
-            s5 = s7;
-            s6 = nextLow;
-            s7 = nextHigh;
-            if (TYPE == DType.FLOAT64 && MAX) {
-                max = max.max(low.max(high)); // exact in any order; NaN propagates
-            }
+            DoubleVector next0 = SQUARES ? v0.fma(v0, s0) : s0.add(v0);
+            DoubleVector next1 = SQUARES ? v1.fma(v1, s1) : s1.add(v1);
+            DoubleVector next2 = SQUARES ? v2.fma(v2, s2) : s2.add(v2);
+            DoubleVector next3 = SQUARES ? v3.fma(v3, s3) : s3.add(v3);
+            s0 = s4;
+            s1 = s5;
+            s2 = s6;
+            s3 = s7;
+            s4 = next0;
+            s5 = next1;
+            s6 = next2;
+            s7 = next3;
         }
-        // Logical lane 4a + w lives in lane w of accumulator a. Halving: lanes 16 apart (a, a + 4),
-        // then 8 (a, a + 2), then 4 (a, a + 1), then inside the vector. Fixed order, never
+        // Halving: lanes 16 apart, then 8, then 4, then inside the vector. Fixed order, never
         // reduceLanes(ADD), whose order is unspecified.
-        DoubleVector v = s0.add(s4).add(s2.add(s6)).add(s1.add(s5).add(s3.add(s7)));
-        v = v.add(v.rearrange(VectorKernels.HALVING_2));
-        v = v.add(v.rearrange(VectorKernels.HALVING_1));
-        double fold = v.lane(0);
+        double fold;
+        if (TYPE == DType.FLOAT32 || TYPE == DType.FLOAT64 || WIDENED) {
+            // Lane 4a + w lives in lane w of accumulator a: accumulators a and a + 4 (16 apart), then
+            // a and a + 2 (8), a and a + 1 (4), then lanes 2 and 1 apart.
+            DoubleVector v = s0.add(s4).add(s2.add(s6)).add(s1.add(s5).add(s3.add(s7)));
+            v = v.add(v.rearrange(VectorKernels.HALVING_2));
+            v = v.add(v.rearrange(VectorKernels.HALVING_1));
+            fold = v.lane(0);
+        } else {
+            // Pairs: s0, s1 hold the even lanes 0..14 of the first half row (lane 2p of s0 and 8 + 2p
+            // of s1 in lane p), s2, s3 the odd ones, s4..s7 the same for the second half row. 16
+            // apart: s_a + s_(a+4); 8 apart: s0 + s1 and s2 + s3, which leaves lane l of the 4-lane fold
+            // (l = 0..7) in lane l/2 of "even" or "odd"; 4 apart: lanes p and p + 2 of each; then the
+            // canonical 2 apart (l and l + 2: the two sums of "even", then of "odd") and 1 apart.
+            DoubleVector even = s0.add(s4).add(s1.add(s5));
+            DoubleVector odd = s2.add(s6).add(s3.add(s7));
+            even = even.add(even.rearrange(VectorKernels.HALVING_2));
+            odd = odd.add(odd.rearrange(VectorKernels.HALVING_2));
+            fold = (even.lane(0) + even.lane(1)) + (odd.lane(0) + odd.lane(1));
+        }
         ScalarKernels.tail(TYPE, SQUARES, segment, from + full, from + count, scale, out);
         out.sum = fold + out.sum;
         if (MAX) {

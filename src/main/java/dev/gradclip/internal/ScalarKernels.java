@@ -26,8 +26,13 @@ public final class ScalarKernels implements Kernels {
     static final ValueLayout.OfDouble DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED;
     static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
 
-    /** The quiet NaN written for a float16 NaN result, with the sign of the value. */
-    static final int FLOAT16_NAN = 0x7e00;
+    /**
+     * A float16 NaN result keeps the NaN's sign and its payload's top ten bits, quieted: this bit set.
+     * That is what F16C's vcvtps2ph and {@link Float#floatToFloat16} give for every NaN the passes
+     * make (a widened float16 or bfloat16, or a multiply's quieted NaN: low 13 bits zero), so the
+     * JDK's conversions, the bit operations and the vector kernels agree; bfloat16 keeps its NaNs the same way.
+     */
+    static final int FLOAT16_QUIET = 0x0200;
 
     /** 2^112 moves a float16 exponent (bias 15) placed in a float's exponent field to float's bias 127. */
     static final float FLOAT16_REBIAS = 0x1p112f;
@@ -81,8 +86,17 @@ public final class ScalarKernels implements Kernels {
         return HARDWARE_FMA ? Math.fma(a, a, sum) : SquareAdd.squareAdd(a, sum);
     }
 
-    /** Whether the JDK's float16 conversions are intrinsics here; both give the same bits. */
-    private static final boolean JDK_FLOAT16 = jdkFloat16IsFaster();
+    /**
+     * {@code -Dgradclip.float16=bits} makes every kernel convert float16 with the bit operations, as
+     * on a CPU without hardware conversions: for the test that both ways give the same bits.
+     */
+    static final String FLOAT16_PROPERTY = "gradclip.float16";
+
+    /**
+     * Whether the JDK's float16 conversions are intrinsics here; both give the same bits. Where they
+     * are, C2's SuperWord also turns a loop of them into vector conversions ({@link MapLoop}, {@link NormLoop}).
+     */
+    static final boolean JDK_FLOAT16 = !"bits".equals(System.getProperty(FLOAT16_PROPERTY)) && jdkFloat16IsFaster();
 
     /**
      * Whether the JDK's float16 conversions ({@link Float#float16ToFloat}, {@link Float#floatToFloat16})
@@ -174,8 +188,8 @@ public final class ScalarKernels implements Kernels {
     }
 
     /**
-     * Round to nearest even, as {@link Float#floatToFloat16}, but a NaN becomes the quiet NaN 0x7e00
-     * with its sign. By the magnitude: from 2^16 up (and inf, NaN) inf or NaN; below 2^-14 adding
+     * Round to nearest even, as {@link Float#floatToFloat16}; a NaN keeps its sign and the top ten
+     * bits of its payload, quieted ({@link #FLOAT16_QUIET}). By the magnitude: from 2^16 up (and inf, NaN) inf or NaN; below 2^-14 adding
      * 0.5f leaves the value in units of 2^-24, rounded by the add; in between, rebias the exponent
      * and round off the 13 dropped bits (65520 and up carry into inf). The same steps as {@link MapLoop}'s.
      */
@@ -184,7 +198,7 @@ public final class ScalarKernels implements Kernels {
         int sign = bits >>> 16 & 0x8000;
         int magnitude = bits & 0x7fffffff;
         if (magnitude >= 0x47800000) {
-            return (short) (sign | (magnitude > 0x7f800000 ? FLOAT16_NAN : 0x7c00));
+            return (short) (sign | (magnitude > 0x7f800000 ? 0x7c00 | FLOAT16_QUIET | magnitude >>> 13 & 0x3ff : 0x7c00));
         }
         if (magnitude < 0x38800000) {
             return (short) (sign | (Float.floatToRawIntBits(Float.intBitsToFloat(magnitude) + 0.5f) - 0x3f000000));

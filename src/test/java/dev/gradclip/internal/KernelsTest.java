@@ -218,10 +218,14 @@ class KernelsTest {
         }
     }
 
-    /** The JDK's round to nearest even, with NaN as the quiet NaN 0x7e00 and its sign. */
+    /**
+     * The JDK's round to nearest even; a NaN keeps its sign and its payload's top ten bits, quieted
+     * (what F16C's vcvtps2ph gives; the JDK's Java code would also fold in the payload's low 13 bits).
+     */
     private static short jdkFloat16(float f) {
         if (Float.isNaN(f)) {
-            return (short) ((Float.floatToRawIntBits(f) >>> 16 & 0x8000) | 0x7e00);
+            int bits = Float.floatToRawIntBits(f);
+            return (short) ((bits >>> 16 & 0x8000) | 0x7e00 | (bits >>> 13 & 0x3ff));
         }
         return Float.floatToFloat16(f);
     }
