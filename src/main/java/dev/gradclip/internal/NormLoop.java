@@ -11,6 +11,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
@@ -71,7 +72,7 @@ final class NormLoop {
         }
         int full = count - count % Kernels.LANES;
         DoubleVector s0 = DoubleVector.zero(DOUBLES), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-        DoubleVector max = s0; // float64's largest magnitude
+        LongVector longMax = LongVector.zero(VectorKernels.LONGS); // float64's largest magnitude, as bits
         // The other types' largest magnitude, before widening, as the bits of non-negative floats: for
         // those, integer order is numeric order and every NaN is above +Infinity, so an integer max is
         // exact and propagates NaN. One vpmaxsd (1 cycle) where FloatVector.max's Java semantics (NaN,
@@ -103,7 +104,16 @@ final class NormLoop {
                     v3 = v3.abs();
                 }
                 if (MAX) {
-                    max = max.max(v0.max(v1).max(v2.max(v3))); // exact in any order; NaN propagates
+                    // As below for the other types: the bits of non-negative doubles, in integer order,
+                    // by compare and blend (AVX2 has vpcmpgtq but no 64-bit max; LongVector.max would box).
+                    LongVector a = v0.reinterpretAsLongs();
+                    LongVector b = v1.reinterpretAsLongs();
+                    LongVector c = v2.reinterpretAsLongs();
+                    LongVector d = v3.reinterpretAsLongs();
+                    a = a.blend(b, a.lt(b));
+                    c = c.blend(d, c.lt(d));
+                    a = a.blend(c, a.lt(c));
+                    longMax = longMax.blend(a, longMax.lt(a));
                 }
             } else {
                 FloatVector first;
@@ -196,7 +206,7 @@ final class NormLoop {
         ScalarKernels.tail(TYPE, SQUARES, segment, from + full, from + count, scale, out);
         out.sum = fold + out.sum;
         if (MAX) {
-            double blockMax = TYPE == DType.FLOAT64 ? max.reduceLanes(VectorOperators.MAX)
+            double blockMax = TYPE == DType.FLOAT64 ? longMax.reinterpretAsDoubles().reduceLanes(VectorOperators.MAX)
                     : Float.intBitsToFloat(bitsMax.reduceLanes(VectorOperators.MAX));
             out.max = Math.max(out.max, blockMax);
         } else {

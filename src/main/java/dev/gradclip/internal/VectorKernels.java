@@ -7,6 +7,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -44,6 +45,7 @@ public final class VectorKernels implements Kernels {
     static final VectorSpecies<Float> FLOATS_8 = FloatVector.SPECIES_256;
     static final VectorSpecies<Short> SHORTS_8 = ShortVector.SPECIES_128;
     static final VectorSpecies<Integer> INTS_8 = IntVector.SPECIES_256;
+    static final VectorSpecies<Long> LONGS = LongVector.SPECIES_256;
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
     /** {@code HALVING_h} moves lane {@code j + h} onto lane {@code j}, for the fold inside a vector. */
