@@ -78,6 +78,7 @@ final class NormLoop {
         // exact and propagates NaN. One vpmaxsd (1 cycle) where FloatVector.max's Java semantics (NaN,
         // -0.0) cost a blend sequence on the loop-carried chain: 1.8x the float32 block time in cache.
         IntVector bitsMax = IntVector.zero(VectorKernels.INTS_8);
+        ShortVector halvesMax = ShortVector.zero(VectorKernels.SHORTS_16); // bfloat16's, as 16-bit magnitudes
         float[] widened = out.widened;
         if (WIDENED) {
             for (int k = 0; k < full; k++) {
@@ -138,9 +139,14 @@ final class NormLoop {
                     if (TYPE == DType.BFLOAT16) {
                         low = pairs.lanewise(VectorOperators.LSHL, 16);
                         high = pairs.and(0xffff0000);
-                        if (MAX || !SQUARES) {
+                        if (!SQUARES) {
                             low = low.and(0x7fffffff);
                             high = high.and(0x7fffffff);
+                        }
+                        if (MAX) {
+                            // Both halves at once, as 16 shorts: a bfloat16's magnitude bits are in
+                            // numeric order as 16-bit integers too (NaN on top). One and, one vpmaxsw.
+                            halvesMax = halvesMax.max(pairs.and(0x7fff7fff).reinterpretAsShorts());
                         }
                     } else {
                         // Float16: exponent and fraction shifted into a float's fields give the value
@@ -157,7 +163,7 @@ final class NormLoop {
                         second = second.mul(ScalarKernels.FLOAT16_REBIAS);
                     }
                 }
-                if (MAX) {
+                if (MAX && TYPE != DType.BFLOAT16) {
                     // floats >= 0 here (abs or magnitude)
                     bitsMax = bitsMax.max(first.reinterpretAsInts()).max(second.reinterpretAsInts());
                 }
@@ -207,6 +213,7 @@ final class NormLoop {
         out.sum = fold + out.sum;
         if (MAX) {
             double blockMax = TYPE == DType.FLOAT64 ? longMax.reinterpretAsDoubles().reduceLanes(VectorOperators.MAX)
+                    : TYPE == DType.BFLOAT16 ? Float.intBitsToFloat(halvesMax.reduceLanes(VectorOperators.MAX) << 16)
                     : Float.intBitsToFloat(bitsMax.reduceLanes(VectorOperators.MAX));
             out.max = Math.max(out.max, blockMax);
         } else {

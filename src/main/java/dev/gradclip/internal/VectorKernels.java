@@ -46,6 +46,7 @@ public final class VectorKernels implements Kernels {
     static final VectorSpecies<Short> SHORTS_8 = ShortVector.SPECIES_128;
     static final VectorSpecies<Integer> INTS_8 = IntVector.SPECIES_256;
     static final VectorSpecies<Long> LONGS = LongVector.SPECIES_256;
+    static final VectorSpecies<Short> SHORTS_16 = ShortVector.SPECIES_256;
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
     /** {@code HALVING_h} moves lane {@code j + h} onto lane {@code j}, for the fold inside a vector. */
