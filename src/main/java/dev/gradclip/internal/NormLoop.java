@@ -50,18 +50,27 @@ final class NormLoop {
      */
     private static final boolean WIDENED = TYPE == DType.FLOAT16 && ScalarKernels.JDK_FLOAT16;
 
+    /** Whether this copy reads its type as pairs of 16-bit halves: bfloat16, and float16 not widened ahead. */
+    private static final boolean PAIRS = TYPE == DType.BFLOAT16 || (TYPE == DType.FLOAT16 && !WIDENED);
+
+    /** Elements per loop step: eight, or sixteen (one vector of 8 ints) for the pairs. */
+    private static final int STEP = PAIRS ? 16 : 8;
+
     /**
      * {@link Kernels#normBlock} for {@code TYPE}, {@code SQUARES} and {@code MAX}. Eight accumulators
-     * of four doubles hold the 32 lanes. Each step reads 16 elements and widens them into four vectors
-     * of doubles, which go into the four accumulators of their lanes; the accumulators then rotate four
-     * places (a row of 32 elements is two steps), so the body has one load site per 16 elements.
+     * of four doubles hold the 32 lanes. Each step reads {@link #STEP} elements and widens them into
+     * two (four) vectors of doubles, which go into the accumulators of their lanes; the accumulators
+     * then rotate two (four) places, so the body has one load site, and a row of 32 elements brings
+     * them back in place.
      *
-     * <p>Float32, float64 and float16 widened ahead ({@link #WIDENED}) come in element order: step vector i holds lanes 4i..4i+3 of its
-     * half row. The 16-bit types are read as pairs, 8 ints of two elements each, and widening a half of
-     * each int is a mask or a shift, with no 16-to-32-bit conversion; their vectors hold the first
-     * elements of the pairs (vectors 0, 1: half-row lanes 0, 2, 4, 6 and 8, 10, 12, 14) and the second
-     * ones (vectors 2, 3: lanes 1, 3, 5, 7 and 9, ..., 15). Every lane still sums its own elements in
-     * order, so only the fold at the end of the block differs, and it pairs the same lanes.
+     * <p>Float32, float64 and float16 widened ahead ({@link #WIDENED}) come in element order: step
+     * vector i holds lanes 4i..4i+3 of its quarter row. Bfloat16 (and float16 where it is not widened
+     * ahead) is read as pairs, 8 ints of two elements each, and widening a half of each int is a mask
+     * or a shift, with no 16-to-32-bit conversion; its vectors hold the first elements of the pairs
+     * (vectors 0, 1: half-row lanes 0, 2, 4, 6 and 8, 10, 12, 14) and the second ones (vectors 2, 3:
+     * lanes 1, 3, 5, 7 and 9, ..., 15). Every lane still sums its own elements in order, so only the
+     * fold at the end of the block differs, and it pairs the same lanes. (Sixteen elements per step
+     * for every type cost the float32 norm 6-10 % out of cache, so the others keep eight.)
      */
     static void run(MemorySegment segment, long from, int count, double scale, BlockFigures out) {
         if (count > 0) {
@@ -72,64 +81,53 @@ final class NormLoop {
         }
         int full = count - count % Kernels.LANES;
         DoubleVector s0 = DoubleVector.zero(DOUBLES), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-        LongVector longMax = LongVector.zero(VectorKernels.LONGS); // float64's largest magnitude, as bits
+        // Each copy makes only the vectors its type uses: an unused one still costs C2 nodes from the
+        // inlining budget of this one large method (the float32 GPT-2-small clip was 20 % slower with them).
+        LongVector longMax = TYPE == DType.FLOAT64 && MAX ? LongVector.zero(VectorKernels.LONGS) : null; // float64's largest magnitude, as bits
         // The other types' largest magnitude, before widening, as the bits of non-negative floats: for
         // those, integer order is numeric order and every NaN is above +Infinity, so an integer max is
         // exact and propagates NaN. One vpmaxsd (1 cycle) where FloatVector.max's Java semantics (NaN,
         // -0.0) cost a blend sequence on the loop-carried chain: 1.8x the float32 block time in cache.
-        IntVector bitsMax = IntVector.zero(VectorKernels.INTS_8);
-        ShortVector halvesMax = ShortVector.zero(VectorKernels.SHORTS_16); // bfloat16's, as 16-bit magnitudes
+        IntVector bitsMax = TYPE != DType.FLOAT64 && TYPE != DType.BFLOAT16 && MAX ? IntVector.zero(VectorKernels.INTS_8) : null;
+        ShortVector halvesMax = TYPE == DType.BFLOAT16 && MAX ? ShortVector.zero(VectorKernels.SHORTS_16) : null; // bfloat16's, as 16-bit magnitudes
         float[] widened = out.widened;
         if (WIDENED) {
             for (int k = 0; k < full; k++) {
                 widened[k] = Float.float16ToFloat(segment.getAtIndex(ScalarKernels.SHORT, from + k));
             }
         }
-        for (int k = 0; k < full; k += 16) {
+        for (int k = 0; k < full; k += STEP) {
             long at = from + k;
-            // Load sixteen elements and widen them to four vectors of doubles, exactly (but for float64's
-            // power-of-two scale).
+            // Load eight elements (sixteen for the pairs) and widen them to two (four) vectors of
+            // doubles, exactly (but for float64's power-of-two scale).
             DoubleVector v0;
             DoubleVector v1;
-            DoubleVector v2;
-            DoubleVector v3;
+            DoubleVector v2 = s0; // the pairs' second two
+            DoubleVector v3 = s0;
             if (TYPE == DType.FLOAT64) {
                 v0 = DoubleVector.fromMemorySegment(DOUBLES, segment, at * Double.BYTES, ORDER).mul(scale);
                 v1 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 4) * Double.BYTES, ORDER).mul(scale);
-                v2 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 8) * Double.BYTES, ORDER).mul(scale);
-                v3 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 12) * Double.BYTES, ORDER).mul(scale);
                 if (MAX || !SQUARES) {
                     v0 = v0.abs();
                     v1 = v1.abs();
-                    v2 = v2.abs();
-                    v3 = v3.abs();
                 }
                 if (MAX) {
                     // As below for the other types: the bits of non-negative doubles, in integer order,
-                    // by compare and blend (AVX2 has vpcmpgtq but no 64-bit max; LongVector.max would box).
+                    // by compare and blend (AVX2 has vpcmpgtq but no 64-bit max instruction).
                     LongVector a = v0.reinterpretAsLongs();
                     LongVector b = v1.reinterpretAsLongs();
-                    LongVector c = v2.reinterpretAsLongs();
-                    LongVector d = v3.reinterpretAsLongs();
                     a = a.blend(b, a.lt(b));
-                    c = c.blend(d, c.lt(d));
-                    a = a.blend(c, a.lt(c));
                     longMax = longMax.blend(a, longMax.lt(a));
                 }
             } else {
                 FloatVector first;
-                FloatVector second;
-                if (TYPE == DType.FLOAT32 || WIDENED) {
-                    if (TYPE == DType.FLOAT32) {
-                        first = FloatVector.fromMemorySegment(VectorKernels.FLOATS_8, segment, at * Float.BYTES, ORDER);
-                        second = FloatVector.fromMemorySegment(VectorKernels.FLOATS_8, segment, (at + 8) * Float.BYTES, ORDER);
-                    } else {
-                        first = FloatVector.fromArray(VectorKernels.FLOATS_8, widened, k);
-                        second = FloatVector.fromArray(VectorKernels.FLOATS_8, widened, k + 8);
-                    }
+                FloatVector second = null;
+                if (!PAIRS) {
+                    first = TYPE == DType.FLOAT32
+                            ? FloatVector.fromMemorySegment(VectorKernels.FLOATS_8, segment, at * Float.BYTES, ORDER)
+                            : FloatVector.fromArray(VectorKernels.FLOATS_8, widened, k);
                     if (MAX || !SQUARES) {
                         first = first.abs(); // on eight floats: half the work of four doubles twice
-                        second = second.abs();
                     }
                 } else {
                     IntVector pairs = IntVector.fromMemorySegment(VectorKernels.INTS_8, segment, at * Short.BYTES, ORDER);
@@ -165,32 +163,47 @@ final class NormLoop {
                 }
                 if (MAX && TYPE != DType.BFLOAT16) {
                     // floats >= 0 here (abs or magnitude)
-                    bitsMax = bitsMax.max(first.reinterpretAsInts()).max(second.reinterpretAsInts());
+                    bitsMax = bitsMax.max(first.reinterpretAsInts());
+                    if (PAIRS) {
+                        bitsMax = bitsMax.max(second.reinterpretAsInts());
+                    }
                 }
-                // Float32 (and widened float16): lanes 0-7 then 8-15 of the half row; pairs: see above.
                 v0 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 0);
                 v1 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 1);
-                v2 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
-                v3 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 1);
+                if (PAIRS) {
+                    v2 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
+                    v3 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 1);
+                }
             }
             // fma(x, x, acc) rounds once, as the reference does; for widened floats x*x is exact anyway.
             DoubleVector next0 = SQUARES ? v0.fma(v0, s0) : s0.add(v0);
             DoubleVector next1 = SQUARES ? v1.fma(v1, s1) : s1.add(v1);
-            DoubleVector next2 = SQUARES ? v2.fma(v2, s2) : s2.add(v2);
-            DoubleVector next3 = SQUARES ? v3.fma(v3, s3) : s3.add(v3);
-            s0 = s4;
-            s1 = s5;
-            s2 = s6;
-            s3 = s7;
-            s4 = next0;
-            s5 = next1;
-            s6 = next2;
-            s7 = next3;
+            if (PAIRS) {
+                DoubleVector next2 = SQUARES ? v2.fma(v2, s2) : s2.add(v2);
+                DoubleVector next3 = SQUARES ? v3.fma(v3, s3) : s3.add(v3);
+                s0 = s4;
+                s1 = s5;
+                s2 = s6;
+                s3 = s7;
+                s4 = next0;
+                s5 = next1;
+                s6 = next2;
+                s7 = next3;
+            } else {
+                s0 = s2;
+                s1 = s3;
+                s2 = s4;
+                s3 = s5;
+                s4 = s6;
+                s5 = s7;
+                s6 = next0;
+                s7 = next1;
+            }
         }
         // Halving: lanes 16 apart, then 8, then 4, then inside the vector. Fixed order, never
         // reduceLanes(ADD), whose order is unspecified.
         double fold;
-        if (TYPE == DType.FLOAT32 || TYPE == DType.FLOAT64 || WIDENED) {
+        if (!PAIRS) {
             // Lane 4a + w lives in lane w of accumulator a: accumulators a and a + 4 (16 apart), then
             // a and a + 2 (8), a and a + 1 (4), then lanes 2 and 1 apart.
             DoubleVector v = s0.add(s4).add(s2.add(s6)).add(s1.add(s5).add(s3.add(s7)));
