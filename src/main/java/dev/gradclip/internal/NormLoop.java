@@ -81,15 +81,18 @@ final class NormLoop {
         }
         int full = count - count % Kernels.LANES;
         DoubleVector s0 = DoubleVector.zero(DOUBLES), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-        // Each copy makes only the vectors its type uses: an unused one still costs C2 nodes from the
-        // inlining budget of this one large method (the float32 GPT-2-small clip was 20 % slower with them).
-        LongVector longMax = TYPE == DType.FLOAT64 && MAX ? LongVector.zero(VectorKernels.LONGS) : null; // float64's largest magnitude, as bits
+        // Each copy makes only the maximum vector its type uses (null in the others): an unused vector is
+        // still code that C2 parses and inlines into this one large method.
+        // Float64's largest magnitude, as bits.
+        LongVector longMax = TYPE == DType.FLOAT64 && MAX ? LongVector.zero(VectorKernels.LONGS) : null;
         // The other types' largest magnitude, before widening, as the bits of non-negative floats: for
         // those, integer order is numeric order and every NaN is above +Infinity, so an integer max is
         // exact and propagates NaN. One vpmaxsd (1 cycle) where FloatVector.max's Java semantics (NaN,
         // -0.0) cost a blend sequence on the loop-carried chain: 1.8x the float32 block time in cache.
-        IntVector bitsMax = TYPE != DType.FLOAT64 && TYPE != DType.BFLOAT16 && MAX ? IntVector.zero(VectorKernels.INTS_8) : null;
-        ShortVector halvesMax = TYPE == DType.BFLOAT16 && MAX ? ShortVector.zero(VectorKernels.SHORTS_16) : null; // bfloat16's, as 16-bit magnitudes
+        IntVector bitsMax = TYPE != DType.FLOAT64 && TYPE != DType.BFLOAT16 && MAX
+                ? IntVector.zero(VectorKernels.INTS_8) : null;
+        // Bfloat16's, as 16-bit magnitudes (see the loop).
+        ShortVector halvesMax = TYPE == DType.BFLOAT16 && MAX ? ShortVector.zero(VectorKernels.SHORTS_16) : null;
         float[] widened = out.widened;
         if (WIDENED) {
             for (int k = 0; k < full; k++) {
