@@ -95,13 +95,18 @@ final class NormLoop {
         ShortVector halvesMax = TYPE == DType.BFLOAT16 && MAX ? ShortVector.zero(VectorKernels.SHORTS_16) : null;
         float[] widened = out.widened;
         if (WIDENED) {
-            // Copied out first: SuperWord vectorizes a loop over arrays whatever the segment's kind, but
-            // one over a segment only while this copy has seen a single kind (heap and native segments
-            // in one JVM made it scalar, 2-4x slower).
-            short[] halves = out.halves;
-            MemorySegment.copy(segment, ScalarKernels.SHORT, from * Short.BYTES, halves, 0, full);
-            for (int k = 0; k < full; k++) {
-                widened[k] = Float.float16ToFloat(halves[k]);
+            // As in MapLoop: native segments are read in place, heap ones copied out first, so that
+            // each loop sees one kind of segment and SuperWord keeps vectorizing it.
+            if (segment.isNative()) {
+                for (int k = 0; k < full; k++) {
+                    widened[k] = Float.float16ToFloat(segment.getAtIndex(ScalarKernels.SHORT, from + k));
+                }
+            } else {
+                short[] halves = out.halves;
+                MemorySegment.copy(segment, ScalarKernels.SHORT, from * Short.BYTES, halves, 0, full);
+                for (int k = 0; k < full; k++) {
+                    widened[k] = Float.float16ToFloat(halves[k]);
+                }
             }
         }
         for (int k = 0; k < full; k += STEP) {
