@@ -86,7 +86,7 @@ public final class ScalarKernels implements Kernels {
         return HARDWARE_FMA ? Math.fma(a, a, sum) : SquareAdd.squareAdd(a, sum);
     }
 
-    /** Per-thread scratch of one block of 16-bit elements, for {@link MapLoop}'s float16 scale. */
+    /** Per-thread scratch of one block of 16-bit elements, for {@link MapLoop}'s float16 scale of heap segments. */
     static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[BLOCK]);
 
     /**
