@@ -6,7 +6,4 @@ public final class BlockFigures {
     public double sum;
     /** The largest {@code |x|} in the block; NaN if the block holds a NaN. */
     public double max;
-    /** Scratch for the vector kernels: a float16 block copied out of a heap segment, and widened to float (see {@code NormLoop}). */
-    final short[] halves = new short[Kernels.BLOCK];
-    final float[] widened = new float[Kernels.BLOCK];
 }

@@ -61,7 +61,7 @@ final class MapLoop {
                             Float.floatToFloat16(Float.float16ToFloat(segment.getAtIndex(ScalarKernels.SHORT, i)) * a));
                 }
             } else {
-                short[] halves = ScalarKernels.HALVES.get();
+                short[] halves = VectorKernels.FLOAT16_SCRATCH.get().halves;
                 MemorySegment.copy(segment, ScalarKernels.SHORT, from * Short.BYTES, halves, 0, count);
                 for (int k = 0; k < count; k++) {
                     halves[k] = Float.floatToFloat16(Float.float16ToFloat(halves[k]) * a);

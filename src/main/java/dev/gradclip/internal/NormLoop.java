@@ -43,7 +43,7 @@ final class NormLoop {
     private static final boolean LOW_HALF_FIRST = ORDER == ByteOrder.LITTLE_ENDIAN;
 
     /**
-     * Whether a float16 block is first widened into {@link BlockFigures}' scratch by the JDK's
+     * Whether a float16 block is first widened into a per-thread scratch by the JDK's
      * conversions, which C2's SuperWord compiles into vcvtph2ps where the CPU has it (F16C): 0.05 ns
      * per element in cache, against the bit operations' compare, blend and rebias multiply in the loop
      * (2.4x the float32 block time). The loop then reads floats, as for float32.
@@ -93,8 +93,10 @@ final class NormLoop {
                 ? IntVector.zero(VectorKernels.INTS_8) : null;
         // Bfloat16's, as 16-bit magnitudes (see the loop).
         ShortVector halvesMax = TYPE == DType.BFLOAT16 && MAX ? ShortVector.zero(VectorKernels.SHORTS_16) : null;
-        float[] widened = out.widened;
+        float[] widened = null;
         if (WIDENED) {
+            VectorKernels.Float16Scratch scratch = VectorKernels.FLOAT16_SCRATCH.get();
+            widened = scratch.widened;
             // As in MapLoop: native segments are read in place, heap ones copied out first, so that
             // each loop sees one kind of segment and SuperWord keeps vectorizing it.
             if (segment.isNative()) {
@@ -102,7 +104,7 @@ final class NormLoop {
                     widened[k] = Float.float16ToFloat(segment.getAtIndex(ScalarKernels.SHORT, from + k));
                 }
             } else {
-                short[] halves = out.halves;
+                short[] halves = scratch.halves;
                 MemorySegment.copy(segment, ScalarKernels.SHORT, from * Short.BYTES, halves, 0, full);
                 for (int k = 0; k < full; k++) {
                     widened[k] = Float.float16ToFloat(halves[k]);

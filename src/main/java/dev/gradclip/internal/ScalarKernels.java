@@ -86,9 +86,6 @@ public final class ScalarKernels implements Kernels {
         return HARDWARE_FMA ? Math.fma(a, a, sum) : SquareAdd.squareAdd(a, sum);
     }
 
-    /** Per-thread scratch of one block of 16-bit elements, for {@link MapLoop}'s float16 scale of heap segments. */
-    static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[BLOCK]);
-
     /**
      * {@code -Dgradclip.float16=bits} makes every kernel convert float16 with the bit operations, as
      * on a CPU without hardware conversions: for the test that both ways give the same bits.

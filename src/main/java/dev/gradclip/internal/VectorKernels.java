@@ -49,6 +49,17 @@ public final class VectorKernels implements Kernels {
     static final VectorSpecies<Short> SHORTS_16 = ShortVector.SPECIES_256;
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
+    /**
+     * Per-thread scratch of the float16 loops ({@link MapLoop}, {@link NormLoop}): a block copied out of a
+     * heap segment, and a block widened to float. One per thread, for both loops: a thread runs one at a time.
+     */
+    static final class Float16Scratch {
+        final short[] halves = new short[BLOCK];
+        final float[] widened = new float[BLOCK];
+    }
+
+    static final ThreadLocal<Float16Scratch> FLOAT16_SCRATCH = ThreadLocal.withInitial(Float16Scratch::new);
+
     /** {@code HALVING_h} moves lane {@code j + h} onto lane {@code j}, for the fold inside a vector. */
     static final VectorShuffle<Double> HALVING_2 = VectorShuffle.fromOp(DOUBLES, j -> (j + 2) % WIDTH);
     static final VectorShuffle<Double> HALVING_1 = VectorShuffle.fromOp(DOUBLES, j -> (j + 1) % WIDTH);
