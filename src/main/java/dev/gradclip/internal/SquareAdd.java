@@ -80,6 +80,24 @@ final class SquareAdd {
         return general(a, s);
     }
 
+    /**
+     * The biased exponent of the bits of a positive, finite, non-zero double; for a subnormal, the one it
+     * would have if normalized (1 minus the places its leading one lies below the hidden bit's).
+     */
+    private static int exponent(long bits) {
+        int e = (int) (bits >>> 52);
+        return e != 0 ? e : 12 - Long.numberOfLeadingZeros(bits);
+    }
+
+    /**
+     * The significand of the bits of a positive, finite, non-zero double (the hidden one made explicit
+     * for a normal one), shifted so that its leading one is at bit {@code top}.
+     */
+    private static long significand(long bits, int top) {
+        return (bits >>> 52) != 0 ? ((bits & FRACTION) | HIDDEN) << (top - 52)
+                : bits << (Long.numberOfLeadingZeros(bits) - (63 - top));
+    }
+
     /** Every case: zeros, subnormals, infinities, NaN, a*a above s, results that overflow or are subnormal. */
     private static double general(double a, double s) {
         long ba = Double.doubleToRawLongBits(a) & ~SIGN;
@@ -92,15 +110,8 @@ final class SquareAdd {
 
         // |a| = ma * 2^(ea - 1085) with ma in [2^62, 2^63): the leading one at bit 62 whether a is
         // normal or subnormal, so that the square has its leading one at bit 124 or 125.
-        int ea = (int) (ba >>> 52);
-        long ma;
-        if (ea != 0) {
-            ma = ((ba & FRACTION) | HIDDEN) << 10;
-        } else {
-            int z = Long.numberOfLeadingZeros(ba);
-            ma = ba << (z - 1);
-            ea = 12 - z;
-        }
+        int ea = exponent(ba);
+        long ma = significand(ba, 62);
         // ma is below 2^63, so the signed high word is the unsigned one.
         long pHi = Math.multiplyHigh(ma, ma);
         long pLo = ma * ma;
@@ -111,15 +122,8 @@ final class SquareAdd {
 
         // s = (ms * 2^64) * 2^(es - 1148) with ms in [2^61, 2^62): the leading one at bit 125 of the
         // 128-bit word, like the square's, so the sum of the two stays below 2^127.
-        int es = (int) (bs >>> 52);
-        long ms;
-        if (es != 0) {
-            ms = ((bs & FRACTION) | HIDDEN) << 9;
-        } else {
-            int z = Long.numberOfLeadingZeros(bs);
-            ms = bs << (z - 2);
-            es = 12 - z;
-        }
+        int es = exponent(bs);
+        long ms = significand(bs, 61);
         int sWeight = es - 1148;
 
         // The term with the coarser lowest bit keeps its place; the other is shifted to its scale.
