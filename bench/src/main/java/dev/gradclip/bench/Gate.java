@@ -25,15 +25,17 @@ import java.util.SplittableRandom;
  * <pre>
  * java -cp benchmarks.jar dev.gradclip.bench.Gate --out DIR
  *     --a-java JAVA --a-jar JAR [--a-label L] --b-java JAVA --b-jar JAR [--b-label L]
- *     [--forks 9] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX] [--workloads LIST]
- *     [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--fork-stat median|min] [--history DIR]
+ *     [--forks N] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX] [--workloads LIST]
+ *     [--warmup N] [--measure N] [--time T] [--metric cpu|wall] [--fork-stat median|min] [--history DIR]
  *     [-- more JMH options]
  * </pre>
  *
  * Why this design: on a shared machine the load drifts over minutes, so running all of A and then all
  * of B turns drift into a difference (Laaber et al., EMSE 2019). Alternating forks spreads the drift over
  * both sides; drawing the order inside each pair at random keeps a periodic disturbance from lining up
- * with one side. A fork is the sample because JIT decisions and memory layout are fixed per JVM.
+ * with one side. A fork is the sample because JIT decisions and memory layout are fixed per JVM. Each
+ * workload runs in forks of its own ({@link Leg}), and the pairs of all workloads are shuffled together, so
+ * that every workload's forks spread over the whole run.
  *
  * <p>The metric tested is CPU time per op ({@link CpuTimeProfiler}), unless {@code --metric wall}: on a
  * machine shared by several people, wall time mostly measures their load. The side's own jar only has to be
@@ -46,12 +48,52 @@ public final class Gate {
 
     /**
      * The quick gate profile: gradclip's clip on one in-cache size (4K floats, in L1) and on GPT-2-small
-     * (DRAM), the two regimes the clip has. Eight half-second warm-ups, because under a load of 4 to 10 on two
-     * cores the JIT gets a fraction of a core and four did not always finish compiling the 4K clip (one fork in
-     * 18 still ran C1 code). 9 forks per side take about 6 minutes (bench/RESULTS.md, "Regression gate").
+     * (DRAM), the two regimes the clip has. Each workload is its own leg, with its own forks, because the
+     * noise that matters differs. A fork is the unit of noise: iterations within a fork agree with each
+     * other far more than forks do (bench/RESULTS.md, "Where the noise is"), so more forks narrow the test and
+     * longer forks do not. A 4K fork needs little time, so it gets many short forks; a GPT-2-small fork
+     * needs its 500 MB set up and 80 ms per op, so it gets fewer, longer ones.
      */
     static final String BENCH = "^dev\\.gradclip\\.bench\\.ClipBenchmark\\.gradclipVector$";
     static final String WORKLOADS = "flat-4K,gpt2-small";
+
+    /**
+     * One workload's plan: forks per side and JMH's iterations. Six half-second warm-ups: under a load of
+     * 4 to 10 on two cores the JIT gets a fraction of a core, and four warm-ups of half a second did not
+     * always finish compiling the 4K clip (one fork in 18 still ran C1 code).
+     */
+    record Leg(String workload, int forks, int warmups, String warmupTime, int measurements, String measureTime) {
+
+        /** The default plan of a workload: short forks for sizes that fit in cache, long ones for the rest. */
+        static Leg of(String workload) {
+            boolean inCache = workload.equals("flat-4K") || workload.equals("flat-64K");
+            return inCache ? new Leg(workload, 27, 6, "500ms", 5, "300ms") : new Leg(workload, 9, 6, "500ms", 5, "500ms");
+        }
+
+        /** The plan with any of --forks, --warmup, --measure, --time applied. */
+        Leg with(Map<String, String> options) {
+            String time = options.get("time");
+            return new Leg(workload, Integer.parseInt(options.getOrDefault("forks", String.valueOf(forks))),
+                    Integer.parseInt(options.getOrDefault("warmup", String.valueOf(warmups))),
+                    time != null ? time : warmupTime,
+                    Integer.parseInt(options.getOrDefault("measure", String.valueOf(measurements))),
+                    time != null ? time : measureTime);
+        }
+
+        List<String> jmh(String bench) {
+            return List.of(bench, "-p", "workload=" + workload, "-p", "memory=native", "-wi", String.valueOf(warmups),
+                    "-w", warmupTime, "-i", String.valueOf(measurements), "-r", measureTime, "-f", "1");
+        }
+
+        @Override
+        public String toString() {
+            return String.format(Locale.ROOT, "%s: %d forks per side, %d x %s warm-up, %d x %s measured", workload, forks,
+                    warmups, warmupTime, measurements, measureTime);
+        }
+    }
+
+    /** One fork to run: a side on a leg. */
+    record Fork(Side side, Leg leg) {}
 
     private Gate() {}
 
@@ -77,49 +119,56 @@ public final class Gate {
         }
         Side a = new Side("A", options.get("a-java"), options.get("a-jar"), options.getOrDefault("a-label", "A"));
         Side b = new Side("B", options.get("b-java"), options.get("b-jar"), options.getOrDefault("b-label", "B"));
-        int forks = Integer.parseInt(options.getOrDefault("forks", "9"));
         long seed = options.containsKey("seed") ? Long.parseLong(options.get("seed")) : System.nanoTime() % 1_000_000;
         double minEffect = Double.parseDouble(options.getOrDefault("min-effect", String.valueOf(Results.MIN_EFFECT)));
         double alpha = Double.parseDouble(options.getOrDefault("alpha", String.valueOf(Results.ALPHA)));
-        List<String> jmh = new ArrayList<>(List.of(options.getOrDefault("bench", BENCH),
-                "-p", "workload=" + options.getOrDefault("workloads", WORKLOADS), "-p", "memory=native",
-                "-wi", options.getOrDefault("warmup", "8"), "-w", options.getOrDefault("time", "500ms"),
-                "-i", options.getOrDefault("measure", "5"), "-r", options.getOrDefault("time", "500ms"), "-f", "1"));
-        if (!options.getOrDefault("metric", "cpu").equals("wall")) {
-            jmh.addAll(List.of("-prof", CpuTimeProfiler.class.getName()));
+        List<Leg> legs = new ArrayList<>();
+        for (String workload : options.getOrDefault("workloads", WORKLOADS).split(",")) {
+            legs.add(Leg.of(workload.strip()).with(options));
         }
-        jmh.addAll(jmhExtra);
+        List<String> jmhTail = new ArrayList<>();
+        if (!options.getOrDefault("metric", "cpu").equals("wall")) {
+            jmhTail.addAll(List.of("-prof", CpuTimeProfiler.class.getName()));
+        }
+        jmhTail.addAll(jmhExtra);
+        String bench = options.getOrDefault("bench", BENCH);
 
         Path out = Path.of(options.get("out"));
         Files.createDirectories(out.resolve("forks"));
         Files.createDirectories(out.resolve("logs"));
         Path profiler = copyProfiler(out.resolve("profiler"));
-        List<Side> order = order(a, b, forks, seed);
-        StringBuilder journal = new StringBuilder(String.format(Locale.ROOT,
-                "seed %d, %d forks per side%nA %s: %s %s%nB %s: %s %s%nJMH: %s%n", seed, forks, a.label(), a.java(), a.jar(),
-                b.label(), b.java(), b.jar(), String.join(" ", jmh)));
-        System.err.printf(Locale.ROOT, "gate: %d forks per side, order seed %d (--seed %d repeats it)%n", forks, seed, seed);
+        List<Fork> order = order(a, b, legs, seed);
+        StringBuilder journal = new StringBuilder(String.format(Locale.ROOT, "seed %d%nA %s: %s %s%nB %s: %s %s%n", seed,
+                a.label(), a.java(), a.jar(), b.label(), b.java(), b.jar()));
+        for (Leg leg : legs) {
+            journal.append("JMH: ").append(String.join(" ", leg.jmh(bench))).append(' ').append(String.join(" ", jmhTail)).append('\n');
+        }
+        System.err.printf(Locale.ROOT, "gate: %s; order seed %d (--seed %d repeats it)%n",
+                String.join("; ", legs.stream().map(Leg::toString).toList()), seed, seed);
 
-        Map<String, Integer> done = new LinkedHashMap<>(Map.of("A", 0, "B", 0));
+        Map<String, Integer> done = new LinkedHashMap<>();
         Map<String, List<Path>> results = new LinkedHashMap<>(Map.of("A", new ArrayList<>(), "B", new ArrayList<>()));
         Instant start = Instant.now();
         boolean terminal = System.console() != null && System.console().isTerminal();
         for (int k = 0; k < order.size(); k++) {
-            Side side = order.get(k);
-            int index = done.merge(side.name(), 1, Integer::sum);
-            String id = String.format(Locale.ROOT, "%s-%02d", side.name(), index);
+            Side side = order.get(k).side();
+            Leg leg = order.get(k).leg();
+            int index = done.merge(side.name() + " " + leg.workload(), 1, Integer::sum);
+            String id = String.format(Locale.ROOT, "%s-%s-%02d", side.name(), leg.workload(), index);
             Duration elapsed = Duration.between(start, Instant.now());
             String eta = k == 0 ? "?" : format(elapsed.multipliedBy(order.size() - k).dividedBy(k));
             String load = loadAverage();
-            String progress = String.format(Locale.ROOT, "gate: fork %d of %d (%s, %s), %s elapsed, about %s left, load %s",
-                    k + 1, order.size(), side.name(), side.label(), format(elapsed), eta, load);
+            String progress = String.format(Locale.ROOT, "gate: fork %d of %d (%s, %s, %s), %s elapsed, about %s left, load %s",
+                    k + 1, order.size(), side.name(), side.label(), leg.workload(), format(elapsed), eta, load);
             System.err.print(terminal ? "\r" + progress + "   " : progress + "\n");
             System.err.flush();
             Path json = out.resolve("forks").resolve(id + ".json");
             Instant forkStart = Instant.now();
+            List<String> jmh = new ArrayList<>(leg.jmh(bench));
+            jmh.addAll(jmhTail);
             runFork(side, profiler, jmh, json, out.resolve("logs").resolve(id + ".log"));
             results.get(side.name()).add(json);
-            journal.append(String.format(Locale.ROOT, "%2d %s %6.1f s  load %s%n", k + 1, id,
+            journal.append(String.format(Locale.ROOT, "%3d %s %6.1f s  load %s%n", k + 1, id,
                     Duration.between(forkStart, Instant.now()).toMillis() / 1000.0, load));
         }
         Duration total = Duration.between(start, Instant.now());
@@ -142,14 +191,27 @@ public final class Gate {
         System.exit(ok ? 0 : 1);
     }
 
-    /** Pairs of one A and one B fork, each pair in an order drawn from the seed. */
-    static List<Side> order(Side a, Side b, int forks, long seed) {
+    /**
+     * Pairs of one A and one B fork, as many as each leg has forks, in an order drawn from the seed: the
+     * pairs of all legs are shuffled together, and the order inside each pair is drawn too.
+     */
+    static List<Fork> order(Side a, Side b, List<Leg> legs, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
-        List<Side> order = new ArrayList<>();
-        for (int i = 0; i < forks; i++) {
+        List<Leg> pairs = new ArrayList<>();
+        for (Leg leg : legs) {
+            for (int i = 0; i < leg.forks(); i++) {
+                pairs.add(leg);
+            }
+        }
+        for (int i = pairs.size() - 1; i > 0; i--) {  // Fisher-Yates
+            int j = random.nextInt(i + 1);
+            pairs.set(j, pairs.set(i, pairs.get(j)));
+        }
+        List<Fork> order = new ArrayList<>();
+        for (Leg leg : pairs) {
             boolean aFirst = random.nextBoolean();
-            order.add(aFirst ? a : b);
-            order.add(aFirst ? b : a);
+            order.add(new Fork(aFirst ? a : b, leg));
+            order.add(new Fork(aFirst ? b : a, leg));
         }
         return order;
     }
@@ -254,8 +316,8 @@ public final class Gate {
 
     private static void usage(String problem) {
         System.err.println("Gate: " + problem + "\nusage: Gate --out DIR --a-java JAVA --a-jar JAR --b-java JAVA --b-jar JAR"
-                + " [--a-label L] [--b-label L] [--forks 9] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX]"
-                + " [--workloads LIST] [--warmup 8] [--measure 5] [--time 500ms] [--metric cpu|wall] [--fork-stat median|min]"
+                + " [--a-label L] [--b-label L] [--forks N] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX]"
+                + " [--workloads LIST] [--warmup N] [--measure N] [--time T] [--metric cpu|wall] [--fork-stat median|min]"
                 + " [--history DIR] [-- JMH options]");
         System.exit(2);
     }
