@@ -26,7 +26,7 @@ import java.util.SplittableRandom;
  * java -cp benchmarks.jar dev.gradclip.bench.Gate --out DIR
  *     --a-java JAVA --a-jar JAR [--a-label L] --b-java JAVA --b-jar JAR [--b-label L]
  *     [--forks N] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX] [--workloads LIST]
- *     [--warmup N] [--measure N] [--time T] [--metric cpu|wall] [--fork-stat median|min] [--quantile 0.25] [--history DIR]
+ *     [--warmup N] [--measure N] [--time T] [--metric cpu|wall] [--fork-stat median|min] [--change shift|median|Q] [--history DIR]
  *     [-- more JMH options]
  * </pre>
  *
@@ -183,9 +183,9 @@ public final class Gate {
         merge(results.get("B"), bJson);
         System.out.println("A = " + a.label() + ", B = " + b.label() + "; seed " + seed + ", " + format(total));
         String forkStat = options.getOrDefault("fork-stat", "median");
-        double quantile = Double.parseDouble(options.getOrDefault("quantile", String.valueOf(Stats.LOWER_QUARTILE)));
+        Stats.Estimator change = Stats.Estimator.parse(options.getOrDefault("change", "shift"));
         boolean ok = Results.compare(Results.read(aJson, forkStat), Results.read(bJson, forkStat), minEffect, alpha,
-                options.getOrDefault("metric", "cpu"), quantile, Results.THRESHOLD);
+                options.getOrDefault("metric", "cpu"), change, Results.THRESHOLD);
         if (options.containsKey("history")) {
             History.append(Path.of(options.get("history")), bJson, b.label(), Results.read(bJson));
         }
@@ -318,7 +318,7 @@ public final class Gate {
     private static void usage(String problem) {
         System.err.println("Gate: " + problem + "\nusage: Gate --out DIR --a-java JAVA --a-jar JAR --b-java JAVA --b-jar JAR"
                 + " [--a-label L] [--b-label L] [--forks N] [--seed S] [--min-effect 0.05] [--alpha 0.05] [--bench REGEX]"
-                + " [--workloads LIST] [--warmup N] [--measure N] [--time T] [--metric cpu|wall] [--fork-stat median|min] [--quantile 0.25]"
+                + " [--workloads LIST] [--warmup N] [--measure N] [--time T] [--metric cpu|wall] [--fork-stat median|min] [--change shift|median|Q]"
                 + " [--history DIR] [-- JMH options]");
         System.exit(2);
     }

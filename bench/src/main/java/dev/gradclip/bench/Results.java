@@ -68,7 +68,7 @@ public final class Results {
             double alpha = ALPHA;
             String metric = "cpu";
             String forkStat = "median";
-            double quantile = Stats.LOWER_QUARTILE;
+            Stats.Estimator change = Stats.Estimator.SHIFT;
             double threshold = THRESHOLD;
             for (int i = 3; i + 1 < args.length; i += 2) {
                 switch (args[i]) {
@@ -77,17 +77,17 @@ public final class Results {
                     case "--alpha" -> alpha = Double.parseDouble(args[i + 1]);
                     case "--metric" -> metric = args[i + 1];
                     case "--fork-stat" -> forkStat = args[i + 1];
-                    case "--quantile" -> quantile = Double.parseDouble(args[i + 1]);
+                    case "--change" -> change = Stats.Estimator.parse(args[i + 1]);
                     default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
             System.exit(compare(read(Path.of(args[1]), forkStat), read(Path.of(args[2]), forkStat), minEffect, alpha, metric,
-                    quantile, threshold) ? 0 : 1);
+                    change, threshold) ? 0 : 1);
         } else if (args.length >= 1 && args[0].equals("selftest")) {
             System.exit(Stats.selftest() == 0 ? 0 : 1);
         } else {
             System.err.println("usage: Results report RUN.json | Results compare BASE.json NOW.json [--min-effect 0.05]"
-                    + " [--alpha 0.05] [--metric cpu|wall] [--fork-stat median|min] [--quantile 0.25] [--threshold 0.10]"
+                    + " [--alpha 0.05] [--metric cpu|wall] [--fork-stat median|min] [--change shift|median|Q] [--threshold 0.10]"
                     + " | Results selftest");
             System.exit(2);
         }
@@ -203,8 +203,8 @@ public final class Results {
      * Prints the table; false when a benchmark is {@code SLOWER}. With {@code metric} "cpu", rows whose two
      * runs both hold {@link CpuTimeProfiler}'s samples are tested on CPU time per op, the others on wall time.
      */
-    static boolean compare(List<Row> base, List<Row> now, double minEffect, double alpha, String metric, double quantile,
-            double threshold) {
+    static boolean compare(List<Row> base, List<Row> now, double minEffect, double alpha, String metric,
+            Stats.Estimator change, double threshold) {
         Map<String, Row> baseline = new LinkedHashMap<>();
         base.forEach(row -> baseline.put(row.key(), row));
         if (!base.isEmpty() && !now.isEmpty()) {
@@ -229,12 +229,12 @@ public final class Results {
             double[] b = row.samples(cpu);
             String verdict;
             if (a.length >= MIN_FORKS && b.length >= MIN_FORKS) {
-                Stats.Test t = Stats.test(a, b, quantile, alpha, row.key().hashCode());
+                Stats.Test t = Stats.test(a, b, change, alpha, row.key().hashCode());
                 verdict = Stats.verdict(t, alpha, minEffect);
-                double wall = Stats.quantile(row.forks(), quantile) / Stats.quantile(old.forks(), quantile);
+                double wall = Stats.median(row.forks()) / Stats.median(old.forks());
                 System.out.printf(Locale.ROOT, "%-38s %-4s %2d/%-2d %12.0f %12.0f %6.3f  [%5.3f, %5.3f] %6.3f %6.3f %5.1f%% %6.3f  %s%n",
-                        row.key(), cpu ? "cpu" : "wall", t.n(), t.m(), t.locationA(), t.locationB(), t.ratio(), t.ciLow(), t.ciHigh(),
-                        t.pLocation(), t.pU(), 100 * t.threshold(), wall, verdict);
+                        row.key(), cpu ? "cpu" : "wall", t.n(), t.m(), t.medianA(), t.medianB(), t.ratio(), t.ciLow(), t.ciHigh(),
+                        t.pChange(), t.pU(), 100 * t.threshold(), wall, verdict);
             } else {
                 fallback = true;
                 double ratio = row.median() / old.median();
@@ -248,11 +248,10 @@ public final class Results {
         }
         System.out.printf(Locale.ROOT, "%d SLOWER, %d faster, %d unstable, %d same (minimum effect %.0f%%, alpha %.2f)%n",
                 counts.get("SLOWER"), counts.get("faster"), counts.get("unstable"), counts.get("same"), 100 * minEffect, alpha);
-        String location = quantile == Stats.MEDIAN ? "medians" : String.format(Locale.ROOT, "%.0fth percentiles", 100 * quantile);
-        System.out.println("time: cpu = the benchmark thread's CPU time per op, wall = JMH's score. A, B: the " + location
-                + " of the fork scores (--quantile " + quantile + "); B/A: their ratio (above 1 = B slower); interval: bootstrap;"
-                + " p: permutation test on the difference of the " + location + "; p(U): Mann-Whitney; detect: the smallest"
-                + " change this run could call significant; wall: B/A of wall time.");
+        System.out.println("time: cpu = the benchmark thread's CPU time per op, wall = JMH's score. A, B: medians over forks."
+                + " B/A: the change, " + change + " (above 1 = B slower); interval: bootstrap; p: permutation test on that"
+                + " change; p(U): Mann-Whitney; detect: the smallest change this run could call significant; wall: B/A of"
+                + " median wall times.");
         if (fallback) {
             System.out.println("(1-fork rule): fewer than " + MIN_FORKS + " forks on a side, so no test: SLOWER when B/A"
                     + String.format(Locale.ROOT, " > 1 + %.2f (--threshold) + the JMH error bars shown under detect.", threshold));

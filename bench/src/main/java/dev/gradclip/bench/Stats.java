@@ -8,25 +8,26 @@ import java.util.SplittableRandom;
  * The statistics of the regression gate: two samples of per-fork scores, A (baseline) and B (now).
  *
  * <p>The unit of a sample is a fork, not an iteration: iterations of one JVM share its JIT decisions,
- * its heap and native layout, so they are not independent, and pooling them understates the noise.
+ * its heap and native layout, and the state of the machine while it ran, so they are not independent,
+ * and pooling them understates the noise.
  *
- * <p>Each side's location is a quantile of its fork scores: the median (q = 0.5), or, the gate's default,
- * the lower quartile (q = 0.25). On this shared machine the forks of one side fall into two groups, one
- * about 20 % slower than the other: in some forks the benchmark thread shares its core with another
- * tenant's work for the fork's whole life, and which forks do changes from one fork to the next
- * (bench/RESULTS.md, "Where the noise is"). That noise only adds time. With such a sample the median sits
- * between the groups and jumps from one to the other when a single fork changes sides; the lower quartile
- * stays in the fast group, which measures the code, and the test gets 3-5 times narrower.
+ * <p>The change of B against A is, by default, the Hodges-Lehmann shift: the median, over every pair of an
+ * A fork and a B fork, of the ratio B/A (taken in logs). It is the estimate that goes with the Mann-Whitney
+ * test, and it suits this machine's noise. There, one side's forks often fall into two groups, one about
+ * 20 % slower than the other (another tenant shares the core for a fork's whole life, bench/RESULTS.md,
+ * "Where the noise is"). The median of such a sample sits between the groups and jumps when one fork
+ * changes groups; the shift compares every fork with every other, so a fast fork meets fast forks of the
+ * other side and a slow one slow ones, and their ratios pile up at the true change. {@link Estimator}
+ * also offers the ratio of medians (ClickHouse's statistic) or of any other quantile.
  *
  * <ul>
- *   <li>A randomization (permutation) test on the difference of the two locations, as ClickHouse's
- *       performance comparison does with medians: relabel the pooled forks at random many times; the
- *       observed difference is significant when few relabellings reach it. The 1 - alpha quantile of
- *       those differences is the smallest change this run could have called significant: the gate's
- *       detection threshold.
+ *   <li>A randomization (permutation) test on that change, as ClickHouse's performance comparison does
+ *       with the difference of medians: relabel the pooled forks at random many times; the observed change
+ *       is significant when few relabellings reach it. The 1 - alpha quantile of those changes is the
+ *       smallest change this run could have called significant: the gate's detection threshold.
  *   <li>A Mann-Whitney U test (Google Benchmark's compare.py), on the same relabellings, so ties and
  *       small samples need no normal approximation.
- *   <li>A bootstrap interval of the ratio of the locations, for the reader.
+ *   <li>A bootstrap interval of the change, for the reader.
  * </ul>
  * Everything is seeded: the same samples give the same figures.
  */
@@ -35,19 +36,59 @@ public final class Stats {
     static final int PERMUTATIONS = 20_000;
     static final int BOOTSTRAPS = 5_000;
 
-    /** The median as the location: ClickHouse's statistic, and {@code --quantile 0.5}. */
-    static final double MEDIAN = 0.5;
-    /** The gate's default location: the lower quartile of the fork scores (see the class comment). */
-    static final double LOWER_QUARTILE = 0.25;
+    /**
+     * How the change of B against A is estimated, in logs of the fork scores: the Hodges-Lehmann shift
+     * ({@link #SHIFT}, {@code quantile} NaN), or the ratio of the same quantile of each side.
+     */
+    public record Estimator(double quantile) {
 
-    /** The test's outcome; the locations are the {@code quantile} of each side, relative figures fractions of A's. */
-    public record Test(int n, int m, double quantile, double locationA, double locationB, double pLocation, double pU,
-            double threshold, double ciLow, double ciHigh) {
+        public static final Estimator SHIFT = new Estimator(Double.NaN);
+        public static final Estimator MEDIAN = new Estimator(0.5);
 
-        public double ratio() {
-            return locationB / locationA;
+        /** "shift", "median", or a quantile such as "0.25". */
+        public static Estimator parse(String name) {
+            return switch (name) {
+                case "shift" -> SHIFT;
+                case "median" -> MEDIAN;
+                default -> {
+                    double q = Double.parseDouble(name);
+                    if (!(q >= 0 && q <= 1)) {
+                        throw new IllegalArgumentException("--change: shift, median or a quantile in [0, 1], not " + name);
+                    }
+                    yield new Estimator(q);
+                }
+            };
+        }
+
+        boolean isShift() {
+            return Double.isNaN(quantile);
+        }
+
+        /** log(B/A); {@code logA} and {@code logB} are logs of the scores, {@code scratch} holds n * m doubles. */
+        double logRatio(double[] logA, double[] logB, double[] scratch) {
+            if (!isShift()) {
+                return Stats.quantile(logB, quantile) - Stats.quantile(logA, quantile);
+            }
+            int k = 0;
+            for (double x : logA) {
+                for (double y : logB) {
+                    scratch[k++] = y - x;
+                }
+            }
+            Arrays.sort(scratch, 0, k);
+            return sortedQuantile(scratch, k, 0.5);
+        }
+
+        @Override
+        public String toString() {
+            return isShift() ? "the Hodges-Lehmann shift (median of B/A over all pairs of forks)"
+                    : quantile == 0.5 ? "the ratio of medians" : String.format(Locale.ROOT, "the ratio of %.0fth percentiles", 100 * quantile);
         }
     }
+
+    /** The test's outcome; relative figures are fractions (threshold 0.05 = 5 %), ratios B/A. */
+    public record Test(int n, int m, Estimator estimator, double medianA, double medianB, double ratio, double pChange,
+            double pU, double threshold, double ciLow, double ciHigh) {}
 
     private Stats() {}
 
@@ -72,25 +113,27 @@ public final class Stats {
         return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
     }
 
-    /** Compares B with A at significance level alpha (two-sided), on the medians. */
+    /** Compares B with A at significance level alpha (two-sided), on the Hodges-Lehmann shift. */
     public static Test test(double[] a, double[] b, double alpha, long seed) {
-        return test(a, b, MEDIAN, alpha, seed);
+        return test(a, b, Estimator.SHIFT, alpha, seed);
     }
 
-    /** Compares B with A at significance level alpha (two-sided), on the {@code quantile} of each side. */
-    public static Test test(double[] a, double[] b, double quantile, double alpha, long seed) {
+    /** Compares B with A at significance level alpha (two-sided), with the change as {@code estimator} sees it. */
+    public static Test test(double[] a, double[] b, Estimator estimator, double alpha, long seed) {
         int n = a.length;
         int m = b.length;
-        double locationA = quantile(a, quantile);
-        double locationB = quantile(b, quantile);
+        double[] logA = logs(a);
+        double[] logB = logs(b);
+        double[] scratch = new double[n * m];
+        double observed = estimator.logRatio(logA, logB, scratch);
         double[] pooled = new double[n + m];
-        System.arraycopy(a, 0, pooled, 0, n);
-        System.arraycopy(b, 0, pooled, n, m);
+        System.arraycopy(logA, 0, pooled, 0, n);
+        System.arraycopy(logB, 0, pooled, n, m);
         double[] ranks = midranks(pooled);
         // Rank sum of B, centred on its expectation under the null hypothesis.
         double expected = m * (n + m + 1) / 2.0;
         double observedW = Math.abs(sum(ranks, n, n + m) - expected);
-        double observedD = Math.abs(locationB - locationA);
+        double observedD = Math.abs(observed);
 
         SplittableRandom random = new SplittableRandom(seed);
         int[] index = new int[n + m];
@@ -99,7 +142,7 @@ public final class Stats {
         }
         double[] left = new double[n];
         double[] right = new double[m];
-        double[] differences = new double[PERMUTATIONS];
+        double[] changes = new double[PERMUTATIONS];
         int atLeastD = 0;
         int atLeastW = 0;
         for (int p = 0; p < PERMUTATIONS; p++) {
@@ -112,9 +155,9 @@ public final class Stats {
                 right[i] = pooled[index[n + i]];
                 w += ranks[index[n + i]];
             }
-            double d = Math.abs(quantile(right, quantile) - quantile(left, quantile));
-            differences[p] = d;
-            // A relative tolerance, so that equal differences computed in another order still count.
+            double d = Math.abs(estimator.logRatio(left, right, scratch));
+            changes[p] = d;
+            // A relative tolerance, so that equal changes computed in another order still count.
             if (d >= observedD * (1 - 1e-12)) {
                 atLeastD++;
             }
@@ -122,26 +165,34 @@ public final class Stats {
                 atLeastW++;
             }
         }
-        Arrays.sort(differences);
-        double threshold = sortedQuantile(differences, differences.length, 1 - alpha) / locationA;
+        Arrays.sort(changes);
+        double threshold = Math.expm1(sortedQuantile(changes, changes.length, 1 - alpha));
 
         double[] ratios = new double[BOOTSTRAPS];
         double[] resampleA = new double[n];
         double[] resampleB = new double[m];
         for (int r = 0; r < BOOTSTRAPS; r++) {
             for (int i = 0; i < n; i++) {
-                resampleA[i] = a[random.nextInt(n)];
+                resampleA[i] = logA[random.nextInt(n)];
             }
             for (int i = 0; i < m; i++) {
-                resampleB[i] = b[random.nextInt(m)];
+                resampleB[i] = logB[random.nextInt(m)];
             }
-            ratios[r] = quantile(resampleB, quantile) / quantile(resampleA, quantile);
+            ratios[r] = estimator.logRatio(resampleA, resampleB, scratch);
         }
         Arrays.sort(ratios);
         // (count + 1) / (N + 1): a Monte Carlo p-value is never 0, and it stays valid (Phipson and Smyth, 2010).
-        return new Test(n, m, quantile, locationA, locationB, (atLeastD + 1.0) / (PERMUTATIONS + 1.0),
-                (atLeastW + 1.0) / (PERMUTATIONS + 1.0), threshold, sortedQuantile(ratios, BOOTSTRAPS, alpha / 2),
-                sortedQuantile(ratios, BOOTSTRAPS, 1 - alpha / 2));
+        return new Test(n, m, estimator, median(a), median(b), Math.exp(observed), (atLeastD + 1.0) / (PERMUTATIONS + 1.0),
+                (atLeastW + 1.0) / (PERMUTATIONS + 1.0), threshold, Math.exp(sortedQuantile(ratios, BOOTSTRAPS, alpha / 2)),
+                Math.exp(sortedQuantile(ratios, BOOTSTRAPS, 1 - alpha / 2)));
+    }
+
+    private static double[] logs(double[] values) {
+        double[] logs = new double[values.length];
+        for (int i = 0; i < values.length; i++) {
+            logs[i] = Math.log(values[i]);
+        }
+        return logs;
     }
 
     /**
@@ -151,7 +202,7 @@ public final class Stats {
      */
     public static String verdict(Test t, double alpha, double minEffect) {
         double change = t.ratio() - 1;
-        if (t.pLocation() < alpha && Math.abs(change) >= minEffect) {
+        if (t.pChange() < alpha && Math.abs(change) >= minEffect) {
             return change > 0 ? "SLOWER" : "faster";
         }
         return t.threshold() >= minEffect ? "unstable" : "same";
@@ -213,13 +264,17 @@ public final class Stats {
         double[] high = {20, 21, 22, 23, 24, 25, 26, 27, 28};
         Test separated = test(low, high, 0.05, 1);
         failed += check("separated samples: p(U) below 0.001", separated.pU() < 0.001);
-        failed += check("separated samples: p(median) below 0.01", separated.pLocation() < 0.01);
+        failed += check("separated samples: p(shift) below 0.01", separated.pChange() < 0.01);
+        failed += check("separated samples: p(median) below 0.01", test(low, high, Estimator.MEDIAN, 0.05, 1).pChange() < 0.01);
+        // The shift of {1, 2, 4} against {2, 4, 8}: the pairwise ratios are 2, 4, 8, 1, 2, 4, 1/2, 1, 2; their median is 2.
+        failed += check("Hodges-Lehmann shift of {1,2,4} to {2,4,8} is 2", Math.abs(test(new double[] {1, 2, 4},
+                new double[] {2, 4, 8}, 0.05, 1).ratio() - 2) < 1e-12);
         failed += check("separated samples: verdict SLOWER", verdict(separated, 0.05, 0.05).equals("SLOWER"));
         failed += check("reversed: verdict faster", verdict(test(high, low, 0.05, 1), 0.05, 0.05).equals("faster"));
 
         // Identical samples: nothing is ever more extreme than a difference of 0, so p = 1.
         Test same = test(low, low.clone(), 0.05, 1);
-        failed += check("identical samples: p = 1", same.pLocation() == 1 && same.pU() == 1);
+        failed += check("identical samples: p = 1", same.pChange() == 1 && same.pU() == 1);
 
         // A known small case: A = {1, 2, 3}, B = {4, 5, 6}; exact p(U) = 2 / C(6, 3) = 0.1. Monte Carlo must land near it.
         Test small = test(new double[] {1, 2, 3}, new double[] {4, 5, 6}, 0.05, 7);
@@ -250,29 +305,30 @@ public final class Stats {
                 caught >= trials * 95 / 100);
 
         // Two groups, as on this machine: each fork is fast (3 % noise) or, with probability 1/2, 25 % slower. With 27
-        // forks a side the lower quartile must give false SLOWER verdicts no more often than alpha, catch a 10 %
-        // slowdown of both groups in at least 80 % of runs, and need a narrower threshold on average than the median,
-        // which sits between the groups.
+        // forks a side the shift must give false SLOWER verdicts no more often than alpha, catch a 10 % slowdown of
+        // both groups in at least 80 % of runs, and need a narrower threshold on average than the ratio of medians,
+        // whose medians sit between the groups. 40 trials: each test of 27 against 27 takes about a second.
         int bimodalFalse = 0;
         int bimodalCaught = 0;
-        double thresholdQ25 = 0;
+        double thresholdShift = 0;
         double thresholdMedian = 0;
-        for (int t = 0; t < 100; t++) {
+        int trials27 = 40;
+        for (int t = 0; t < trials27; t++) {
             double[] a = bimodal(random, 1.00, 27);
             double[] b = bimodal(random, 1.00, 27);
             double[] slow = bimodal(random, 1.10, 27);
-            Test aa = test(a, b, LOWER_QUARTILE, 0.05, t);
+            Test aa = test(a, b, 0.05, t);
             bimodalFalse += verdict(aa, 0.05, 0.05).equals("SLOWER") ? 1 : 0;
-            bimodalCaught += verdict(test(a, slow, LOWER_QUARTILE, 0.05, t), 0.05, 0.05).equals("SLOWER") ? 1 : 0;
-            thresholdQ25 += aa.threshold() / 100;
-            thresholdMedian += test(a, b, MEDIAN, 0.05, t).threshold() / 100;
+            bimodalCaught += verdict(test(a, slow, 0.05, t), 0.05, 0.05).equals("SLOWER") ? 1 : 0;
+            thresholdShift += aa.threshold() / trials27;
+            thresholdMedian += test(a, b, Estimator.MEDIAN, 0.05, t).threshold() / trials27;
         }
-        failed += check(String.format(Locale.ROOT, "two groups, lower quartile: %d false SLOWER in 100 A/A", bimodalFalse),
-                bimodalFalse <= 5);
-        failed += check(String.format(Locale.ROOT, "two groups, lower quartile: 10 %% slowdown caught %d of 100", bimodalCaught),
-                bimodalCaught >= 80);
-        failed += check(String.format(Locale.ROOT, "two groups: mean threshold %.1f %% (lower quartile) below %.1f %% (median)",
-                100 * thresholdQ25, 100 * thresholdMedian), thresholdQ25 < thresholdMedian);
+        failed += check(String.format(Locale.ROOT, "two groups, shift: %d false SLOWER in %d A/A", bimodalFalse, trials27),
+                bimodalFalse <= trials27 / 20);
+        failed += check(String.format(Locale.ROOT, "two groups, shift: 10 %% slowdown caught %d of %d", bimodalCaught, trials27),
+                bimodalCaught >= trials27 * 8 / 10);
+        failed += check(String.format(Locale.ROOT, "two groups: mean threshold %.1f %% (shift) below %.1f %% (medians)",
+                100 * thresholdShift, 100 * thresholdMedian), thresholdShift < thresholdMedian);
 
         // Wide noise (20 %): the detection threshold is above 5 %, so an A/A run must say unstable, not same.
         Test wide = test(noisy(random, 1, 0.20, 9), noisy(random, 1, 0.20, 9), 0.05, 3);
