@@ -27,7 +27,8 @@ import java.util.Map;
  * {@code compare} prints baseline, now, ratio and verdict per benchmark, and exits with 1 when any
  * benchmark is {@code SLOWER}. Where both runs hold at least {@value #MIN_FORKS} forks of a benchmark
  * (an interleaved gate run, or {@code -f 9}), the verdict is {@link Stats}'s: a permutation test on the
- * difference of the per-fork medians, and the minimum effect. A run of fewer forks has no spread between
+ * change between the per-fork scores (the Hodges-Lehmann shift, or {@code --change median}), and the
+ * minimum effect. A run of fewer forks has no spread between
  * forks to test, so those rows fall back to the old rule: the ratio against 1 + threshold (default 0.10) +
  * the two runs' JMH error bars (99.9% half-widths, root sum of squares), marked {@code (1-fork rule)}.
  */

@@ -258,8 +258,8 @@ public final class Stats {
         failed += check("midranks of 1,2,2,3 are 1,2.5,2.5,4",
                 Arrays.equals(midranks(new double[] {1, 2, 2, 3}), new double[] {1, 2.5, 2.5, 4}));
 
-        // Complete separation of 9 against 9: the exact two-sided Mann-Whitney p is 2 / C(18, 9) = 4.1e-5. The
-        // difference of medians is reached by more relabellings (only the middle ranks matter), so its p is larger.
+        // Complete separation of 9 against 9: the exact two-sided Mann-Whitney p is 2 / C(18, 9) = 4.1e-5. The shift
+        // and the difference of medians are reached by more relabellings, so their p is larger.
         double[] low = {10, 11, 12, 13, 14, 15, 16, 17, 18};
         double[] high = {20, 21, 22, 23, 24, 25, 26, 27, 28};
         Test separated = test(low, high, 0.05, 1);
