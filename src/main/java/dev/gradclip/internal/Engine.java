@@ -331,19 +331,37 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
 
     /** A tensor's figures, once all its blocks are in. */
     private void finish(int tensor, ExactSum sum, double max, long nonFinite) {
+        store(tensor, takesRoot() ? sum.sqrt() : sum.toDouble(), max, nonFinite);
+    }
+
+    /**
+     * The same for a tensor whose blocks made at most one deposit, {@code single} at exponent offset 0
+     * (zero for none): the exact sum of one double is that double, and its {@link ExactSum#sqrt()} is
+     * {@code Math.sqrt} of it, bit for bit (both round the root once, and the root of a positive double
+     * is a normal double, so halving the exponent apart from the significand changes nothing).
+     */
+    private void finish(int tensor, double single, double max, long nonFinite) {
+        store(tensor, takesRoot() ? Math.sqrt(single) : single, max, nonFinite);
+    }
+
+    private boolean takesRoot() {
+        return pass != Pass.POWERS && normType == NormType.L2;
+    }
+
+    /** Stores a tensor's figures; {@code total} is its exact sum rounded, or for L2 the root of it. */
+    private void store(int tensor, double total, double max, long nonFinite) {
         if (pass == Pass.POWERS) {
-            tensorPowerSum[tensor] = sum.toDouble();
+            tensorPowerSum[tensor] = total;
             double m = tensorMax[tensor];
             tensorNorm[tensor] = m > 0 && m <= Double.MAX_VALUE
-                    ? m * StrictMath.pow(tensorPowerSum[tensor], 1 / p) : m;
+                    ? m * StrictMath.pow(total, 1 / p) : m;
             return;
         }
         tensorMax[tensor] = max;
         tensorNonFinite[tensor] = nonFinite;
         tensorNorm[tensor] = !(max <= Double.MAX_VALUE) ? max // NaN, or +Infinity
                 : switch (normType) {
-                    case L2 -> sum.sqrt();
-                    case L1 -> sum.toDouble();
+                    case L2, L1 -> total;
                     case INF, POWER -> max;
                 };
     }
@@ -419,7 +437,14 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     private final class Worker {
         final BlockFigures figures = new BlockFigures();
         final ExactSum sum = new ExactSum();
+        /**
+         * The current tensor's block sums: the first one held as a double ({@code firstValue} times
+         * 2^{@code firstExponent}), from the second on all of them in {@code tensorSum}.
+         */
         final ExactSum tensorSum = new ExactSum();
+        int tensorDeposits;
+        double firstValue;
+        int firstExponent;
         double max;
         long nanBlocks;
         long infBlocks;
@@ -438,19 +463,43 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         }
 
         void beginTensor() {
-            tensorSum.clear();
+            tensorDeposits = 0;
             tensorMax = 0;
             tensorNonFinite = 0;
         }
 
         void deposit(double value, int exponent, boolean toTensor) {
-            (toTensor ? tensorSum : sum).add(value, exponent);
+            if (!toTensor) {
+                sum.add(value, exponent);
+                return;
+            }
+            if (tensorDeposits++ == 0) {
+                firstValue = value;
+                firstExponent = exponent;
+                return;
+            }
+            if (tensorDeposits == 2) {
+                tensorSum.clear();
+                tensorSum.add(firstValue, firstExponent);
+            }
+            tensorSum.add(value, exponent);
         }
 
         void endTensor(int tensor, boolean startsHere, boolean endsHere) {
             max = Math.max(max, tensorMax);
             if (!perTensor) {
                 return;
+            }
+            if (tensorDeposits < 2 && startsHere && endsHere && (tensorDeposits == 0 || firstExponent == 0)) {
+                // The common small tensor: one block, no exact sum to clear, merge and round.
+                double single = tensorDeposits == 0 ? 0 : firstValue;
+                sum.add(single, 0);
+                finish(tensor, single, tensorMax, tensorNonFinite);
+                return;
+            }
+            if (tensorDeposits < 2) {
+                tensorSum.clear();
+                tensorSum.add(tensorDeposits == 0 ? 0 : firstValue, tensorDeposits == 0 ? 0 : firstExponent);
             }
             sum.add(tensorSum);
             if (startsHere && endsHere) {

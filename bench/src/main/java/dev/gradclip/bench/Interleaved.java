@@ -23,7 +23,7 @@ import java.util.function.DoubleSupplier;
  * rounds and their ratios are printed. JMH runs contenders one after another, and on this 2-core
  * machine shared with other jobs that spread two sequential runs by up to 2x (bench/RESULTS.md).
  *
- * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads [rounds]</pre>
+ * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report [rounds]</pre>
  */
 public final class Interleaved {
 
@@ -52,7 +52,14 @@ public final class Interleaved {
                     }
                 }
             }
-            default -> throw new IllegalArgumentException("order, dtypes or threads");
+            case "report" -> {
+                for (String workload : new String[] {"many-small", "many-small-200"}) {
+                    for (DType type : new DType[] {DType.FLOAT32, DType.BFLOAT16}) {
+                        report(workload, type, rounds);
+                    }
+                }
+            }
+            default -> throw new IllegalArgumentException("order, dtypes, threads or report");
         }
     }
 
@@ -97,6 +104,37 @@ public final class Interleaved {
         contenders.put("plain", () -> benchmark.plain(grads));
         report("dtype " + type + ", gpt2-small, clip, 1 thread", contenders, Math.max(5, rounds / 2), 1);
         one.stop();
+        grads.free();
+    }
+
+    /**
+     * What the per-tensor report costs: the norm pass alone at one thread, and the whole clip at one
+     * and two threads, each with and without the report. "many-small-200" (the first 200 of the 2,000 small tensors, 3.5 MiB
+     * of float32) stays in the last-level cache, where the report's own work is not hidden by reads.
+     */
+    static void report(String workload, DType type, int rounds) {
+        TypedState grads = state(workload, type);
+        ClipperBenchmark benchmark = new ClipperBenchmark();
+        Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
+        for (boolean report : new boolean[] {false, true}) {
+            Engine engine = new Engine(KernelProvider.kernels(), 1, Long.MAX_VALUE);
+            NormState state = new NormState();
+            contenders.put("norm" + (report ? " + report" : ""), () -> {
+                engine.norm(grads.table, NormType.L2, 2, report, report, state);
+                return state.norm();
+            });
+        }
+        List<ClipperBenchmark.Clip> clips = new ArrayList<>();
+        for (int threads : new int[] {1, 2}) {
+            for (boolean report : new boolean[] {false, true}) {
+                ClipperBenchmark.Clip clip = clip(threads, report);
+                clips.add(clip);
+                contenders.put("clip, " + threads + "T" + (report ? " + report" : ""), () -> benchmark.gradclip(grads, clip));
+            }
+        }
+        long bytes = grads.table.bytes();
+        report("report, " + workload + " " + type + " (" + bytes / 1024 + " KiB)", contenders, rounds, 1);
+        clips.forEach(ClipperBenchmark.Clip::stop);
         grads.free();
     }
 

@@ -2,6 +2,7 @@ package dev.gradclip.bench;
 
 import dev.gradclip.demo.ModelShapes;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -23,6 +24,7 @@ public final class Workloads {
             case "gpt2-small", "resnet50" ->
                 ModelShapes.named(workload).stream().mapToInt(ModelShapes.Tensor::elements).toArray();
             case "many-small" -> manySmall();
+            case "many-small-200" -> Arrays.copyOf(manySmall(), 200);
             default -> throw new IllegalArgumentException("unknown workload " + workload);
         };
     }
