@@ -3,8 +3,10 @@
 // element, the scale pass reads and writes 8: 12 bytes per element for a clip that scales. The
 // streaming limit does the same passes without arithmetic to speak of (a float sum, a multiply by 1).
 // Build and run: bench/c/run.sh   (gcc -O3 -march=native -ffast-math -fopenmp, 256-bit vectors; runs
-// the loops at 1 and 2 threads). Prints medians of RUNS runs, in ms and GB/s.
+// the loops at 1 and 2 threads). Prints medians of RUNS runs, in ms and GB/s. `bench/c/run.sh lib` builds
+// the same loops as a shared library instead, for Interleaved's "versus" mode (clip_loop below).
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -47,6 +49,17 @@ static double median(double *t) {
     return t[RUNS / 2];
 }
 
+// The clip as one call, for bench/c/run.sh lib: Interleaved's "versus" mode loads the shared library
+// and runs this beside gradclip in the same JVM, round by round, at `threads` OpenMP threads.
+double clip_loop(float *g, size_t n, double max_norm, int threads) {
+    omp_set_num_threads(threads);
+    double total = norm(g, n);
+    float c = (float)(max_norm / (total + 1e-6));
+    if (total > max_norm) scale(g, n, c);
+    return total;
+}
+
+#ifndef CLIP_LIBRARY
 int main(void) {
     float *g = aligned_alloc(64, N * sizeof(float));
     if (!g) return 1;
@@ -80,3 +93,4 @@ int main(void) {
     printf("c-stream limit (read, then read+write): %.1f ms median of %d, %.2f GB/s\n", lm, RUNS, 12.0 * N / lm / 1e6);
     return sink == 0;
 }
+#endif

@@ -23,7 +23,7 @@ import java.util.function.DoubleSupplier;
  * rounds and their ratios are printed. JMH runs contenders one after another, and on this 2-core
  * machine shared with other jobs that spread two sequential runs by up to 2x (bench/RESULTS.md).
  *
- * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report [rounds]</pre>
+ * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report|versus [rounds]</pre>
  */
 public final class Interleaved {
 
@@ -59,7 +59,8 @@ public final class Interleaved {
                     }
                 }
             }
-            default -> throw new IllegalArgumentException("order, dtypes, threads or report");
+            case "versus" -> versus(java.nio.file.Path.of(args.length > 2 ? args[2] : "bench/target/libclip_loop.so"), rounds);
+            default -> throw new IllegalArgumentException("order, dtypes, threads, report or versus");
         }
     }
 
@@ -134,6 +135,29 @@ public final class Interleaved {
         }
         long bytes = grads.table.bytes();
         report("report, " + workload + " " + type + " (" + bytes / 1024 + " KiB)", contenders, rounds, 1);
+        clips.forEach(ClipperBenchmark.Clip::stop);
+        grads.free();
+    }
+
+    /**
+     * The GPT-2-small float32 clip at 1 and 2 threads, gradclip against the C OpenMP loop of bench/c in
+     * this JVM ({@link CLoop}; build it first with {@code bench/c/run.sh lib}), interleaved round by round.
+     */
+    static void versus(java.nio.file.Path library, int rounds) {
+        String workload = "gpt2-small";
+        TypedState grads = state(workload, DType.FLOAT32);
+        ClipperBenchmark benchmark = new ClipperBenchmark();
+        Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
+        List<ClipperBenchmark.Clip> clips = new ArrayList<>();
+        try (CLoop c = new CLoop(library, workload)) {
+            for (int threads : new int[] {1, 2}) {
+                ClipperBenchmark.Clip clip = clip(threads, false);
+                clips.add(clip);
+                contenders.put("gradclip, " + threads + "T", () -> benchmark.gradclip(grads, clip));
+                contenders.put("C OpenMP, " + threads + "T", () -> c.clip(threads));
+            }
+            report("versus C, " + workload + " FLOAT32 (" + grads.table.bytes() / 1024 + " KiB)", contenders, rounds, 1);
+        }
         clips.forEach(ClipperBenchmark.Clip::stop);
         grads.free();
     }
