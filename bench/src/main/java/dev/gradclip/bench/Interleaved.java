@@ -141,25 +141,32 @@ public final class Interleaved {
 
     /**
      * The GPT-2-small float32 clip at 1 and 2 threads, gradclip against the C OpenMP loop of bench/c in
-     * this JVM ({@link CLoop}; build it first with {@code bench/c/run.sh lib}), interleaved round by round.
+     * this JVM ({@link CLoop}; build it first with {@code bench/c/run.sh lib}), interleaved round by round,
+     * and gradclip's bfloat16 clip in the same rounds (for a torch run right before or after).
      */
     static void versus(java.nio.file.Path library, int rounds) {
         String workload = "gpt2-small";
-        TypedState grads = state(workload, DType.FLOAT32);
+        TypedState floats = state(workload, DType.FLOAT32);
+        TypedState halves = state(workload, DType.BFLOAT16);
         ClipperBenchmark benchmark = new ClipperBenchmark();
         Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
         List<ClipperBenchmark.Clip> clips = new ArrayList<>();
         try (CLoop c = new CLoop(library, workload)) {
             for (int threads : new int[] {1, 2}) {
                 ClipperBenchmark.Clip clip = clip(threads, false);
+                ClipperBenchmark.Clip halfClip = clip(threads, false);
                 clips.add(clip);
-                contenders.put("gradclip, " + threads + "T", () -> benchmark.gradclip(grads, clip));
+                clips.add(halfClip);
+                contenders.put("gradclip, " + threads + "T", () -> benchmark.gradclip(floats, clip));
                 contenders.put("C OpenMP, " + threads + "T", () -> c.clip(threads));
+                contenders.put("gradclip bf16, " + threads + "T", () -> benchmark.gradclip(halves, halfClip));
             }
-            report("versus C, " + workload + " FLOAT32 (" + grads.table.bytes() / 1024 + " KiB)", contenders, rounds, 1);
+            report("versus C, " + workload + " FLOAT32 (" + floats.table.bytes() / 1024 + " KiB; bf16: half that)",
+                    contenders, rounds, 1);
         }
         clips.forEach(ClipperBenchmark.Clip::stop);
-        grads.free();
+        floats.free();
+        halves.free();
     }
 
     /** A clip at 1 and 2 threads, with and without the report; 2 threads also with no size cut-off. */

@@ -1,0 +1,107 @@
+package dev.gradclip.bench;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * An alternative that did not pay (bench/RESULTS.md, numerics issue): the bfloat16 sum of squares with
+ * the shipped widening (16 elements as 8 ints, each half moved into a float's place, four float-to-double
+ * conversions) against widening in integers (the pairs zero-extended to longs, each half's magnitude
+ * shifted into a double's fields, which gives the value times 2^-896 for normal and subnormal numbers
+ * alike, then one exact multiply by 2^896). Both feed four accumulators the same lanes, so they give the
+ * same sum; the question is only which widening is cheaper on this CPU.
+ *
+ * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.WideningProbe [elements]</pre>
+ */
+public final class WideningProbe {
+    static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
+    static final VectorSpecies<Double> D4 = DoubleVector.SPECIES_256;
+    static final VectorSpecies<Long> L4 = LongVector.SPECIES_256;
+    static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    static double conversion(MemorySegment s, int n) {
+        DoubleVector a0 = DoubleVector.zero(D4), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 0; k < n; k += 16) {
+            IntVector p = IntVector.fromMemorySegment(I8, s, k * 2L, LE);
+            FloatVector lo = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector hi = p.and(0xffff0000).reinterpretAsFloats();
+            DoubleVector v0 = (DoubleVector) lo.convertShape(VectorOperators.F2D, D4, 0);
+            DoubleVector v1 = (DoubleVector) lo.convertShape(VectorOperators.F2D, D4, 1);
+            DoubleVector v2 = (DoubleVector) hi.convertShape(VectorOperators.F2D, D4, 0);
+            DoubleVector v3 = (DoubleVector) hi.convertShape(VectorOperators.F2D, D4, 1);
+            a0 = v0.fma(v0, a0); a1 = v1.fma(v1, a1); a2 = v2.fma(v2, a2); a3 = v3.fma(v3, a3);
+        }
+        return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * No widening at all: the squares summed in float (not exact, not shipped): what the loop would cost
+     * without the conversions, for scale.
+     */
+    static double floats(MemorySegment s, int n) {
+        FloatVector a0 = FloatVector.zero(FloatVector.SPECIES_256), a1 = a0;
+        for (int k = 0; k < n; k += 16) {
+            IntVector p = IntVector.fromMemorySegment(I8, s, k * 2L, LE);
+            FloatVector lo = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector hi = p.and(0xffff0000).reinterpretAsFloats();
+            a0 = lo.fma(lo, a0);
+            a1 = hi.fma(hi, a1);
+        }
+        return a0.add(a1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** A bfloat16 magnitude shifted into a double's fields is its value times 2^(127 - 1023). */
+    static final double REBIAS = 0x1p896;
+
+    static double integer(MemorySegment s, int n) {
+        DoubleVector a0 = DoubleVector.zero(D4), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 0; k < n; k += 16) {
+            IntVector p = IntVector.fromMemorySegment(I8, s, k * 2L, LE);
+            LongVector q0 = (LongVector) p.convertShape(VectorOperators.ZERO_EXTEND_I2L, L4, 0);
+            LongVector q1 = (LongVector) p.convertShape(VectorOperators.ZERO_EXTEND_I2L, L4, 1);
+            DoubleVector v0 = q0.and(0x7fffL).lanewise(VectorOperators.LSHL, 45).reinterpretAsDoubles().mul(REBIAS);
+            DoubleVector v1 = q1.and(0x7fffL).lanewise(VectorOperators.LSHL, 45).reinterpretAsDoubles().mul(REBIAS);
+            DoubleVector v2 = q0.and(0x7fff0000L).lanewise(VectorOperators.LSHL, 29).reinterpretAsDoubles().mul(REBIAS);
+            DoubleVector v3 = q1.and(0x7fff0000L).lanewise(VectorOperators.LSHL, 29).reinterpretAsDoubles().mul(REBIAS);
+            a0 = v0.fma(v0, a0); a1 = v1.fma(v1, a1); a2 = v2.fma(v2, a2); a3 = v3.fma(v3, a3);
+        }
+        return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+    }
+
+    private WideningProbe() {}
+
+    public static void main(String[] args) {
+        int n = Integer.parseInt(args.length > 0 ? args[0] : "65536");
+        MemorySegment s = Arena.global().allocate(n * 2L, 64);
+        SplittableRandom r = new SplittableRandom(1);
+        for (int i = 0; i < n; i++) s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits((float) (r.nextDouble() * 2 - 1)) >>> 16));
+        double a = conversion(s, n);
+        double b = integer(s, n);
+        if (a != b) {
+            throw new AssertionError("the two widenings disagree: " + a + " and " + b);
+        }
+        int reps = Math.max(1, (1 << 26) / n);
+        for (int round = 0; round < 12; round++) {
+            long t0 = System.nanoTime(); double x = 0;
+            for (int i = 0; i < reps; i++) x += conversion(s, n);
+            long t1 = System.nanoTime();
+            for (int i = 0; i < reps; i++) x += integer(s, n);
+            long t2 = System.nanoTime();
+            for (int i = 0; i < reps; i++) x += floats(s, n);
+            long t3 = System.nanoTime();
+            System.out.printf(Locale.ROOT, "n=%d conversion %.3f ns/element, integer %.3f ns/element,"
+                    + " float sum without widening %.3f ns/element%s%n", n, (t1 - t0) / (double) reps / n,
+                    (t2 - t1) / (double) reps / n, (t3 - t2) / (double) reps / n, x == 42 ? " " : "");
+        }
+    }
+}
