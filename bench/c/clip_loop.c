@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum { RUNS = 11 };
-static const size_t N = 124439808;
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
 static double norm(const float *g, size_t n) {
     double sum = 0;
 #pragma omp parallel for reduction(+ : sum) schedule(static)
@@ -30,6 +21,26 @@ static double norm(const float *g, size_t n) {
 static void scale(float *g, size_t n, float c) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) g[i] *= c;
+}
+
+// The clip as one call, for bench/c/run.sh lib: Interleaved's "versus" mode loads the shared library
+// and runs this beside gradclip in the same JVM, round by round, at `threads` OpenMP threads.
+double clip_loop(float *g, size_t n, double max_norm, int threads) {
+    omp_set_num_threads(threads);
+    double total = norm(g, n);
+    float c = (float)(max_norm / (total + 1e-6));
+    if (total > max_norm) scale(g, n, c);
+    return total;
+}
+
+#ifndef CLIP_LIBRARY // the stand-alone program: timing, the streaming limit and main
+enum { RUNS = 11 };
+static const size_t N = 124439808;
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
 static float stream_read(const float *g, size_t n) {
@@ -49,17 +60,6 @@ static double median(double *t) {
     return t[RUNS / 2];
 }
 
-// The clip as one call, for bench/c/run.sh lib: Interleaved's "versus" mode loads the shared library
-// and runs this beside gradclip in the same JVM, round by round, at `threads` OpenMP threads.
-double clip_loop(float *g, size_t n, double max_norm, int threads) {
-    omp_set_num_threads(threads);
-    double total = norm(g, n);
-    float c = (float)(max_norm / (total + 1e-6));
-    if (total > max_norm) scale(g, n, c);
-    return total;
-}
-
-#ifndef CLIP_LIBRARY
 int main(void) {
     float *g = aligned_alloc(64, N * sizeof(float));
     if (!g) return 1;
@@ -80,10 +80,9 @@ int main(void) {
     double max_norm = norm(g, N) * (1 - 0x1p-22);
     for (int r = 0; r < RUNS; r++) {
         double t0 = now_ms();
-        double n = norm(g, N);
-        float c = (float)(max_norm / (n + 1e-6));
-        if (n > max_norm) scale(g, N, c);
+        double n = clip_loop(g, N, max_norm, omp_get_max_threads());
         clip_ms[r] = now_ms() - t0;
+        float c = (float)(max_norm / (n + 1e-6));
         max_norm = n * c * (1 - 0x1p-22);  // every run scales; values shrink by < 1e-6 a run
         sink += n;
     }

@@ -491,7 +491,8 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
                 return;
             }
             if (tensorDeposits < 2 && startsHere && endsHere && (tensorDeposits == 0 || firstExponent == 0)) {
-                // The common small tensor: one block, no exact sum to clear, merge and round.
+                // One deposit (a one-block tensor) or none (zeros, non-finite blocks, the MAXIMA and INF
+                // passes): no exact sum to clear, merge and round.
                 double single = tensorDeposits == 0 ? 0 : firstValue;
                 sum.add(single, 0);
                 finish(tensor, single, tensorMax, tensorNonFinite);

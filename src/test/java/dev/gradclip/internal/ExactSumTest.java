@@ -50,6 +50,33 @@ class ExactSumTest {
         return sum;
     }
 
+    /**
+     * Engine finishes a tensor with one block deposit from the double itself: Math.sqrt and the value,
+     * in place of this sum's sqrt() and toDouble(). They must be the same bits for every non-negative
+     * finite double, subnormals and the extremes included.
+     */
+    @Test
+    void oneTermReadsBackAsItselfAndItsRoot() {
+        Random random = new Random(7);
+        List<Double> values = new ArrayList<>(List.of(0.0, Double.MIN_VALUE, Double.MIN_NORMAL,
+                Math.nextDown(Double.MIN_NORMAL), Double.MAX_VALUE, 1.0, 2.0, 0.5, 3.0));
+        for (int i = 0; i < 200_000; i++) {
+            values.add(switch (i % 3) {
+                case 0 -> Double.longBitsToDouble(random.nextLong() & 0x7fef_ffff_ffff_ffffL); // any finite >= 0
+                case 1 -> Double.longBitsToDouble(random.nextLong() & 0x000f_ffff_ffff_ffffL); // subnormal or 0
+                default -> random.nextDouble() * 4096;                                        // a block's sum
+            });
+        }
+        ExactSum sum = new ExactSum();
+        for (double value : values) {
+            sum.clear();
+            sum.add(value, 0);
+            assertEquals(Double.doubleToRawLongBits(value), Double.doubleToRawLongBits(sum.toDouble()), "value " + value);
+            assertEquals(Double.doubleToRawLongBits(Math.sqrt(value)), Double.doubleToRawLongBits(sum.sqrt()),
+                    "root of " + value);
+        }
+    }
+
     @Test
     void sumIsTheExactSumRoundedOnce() {
         for (long seed = 0; seed < 20; seed++) {

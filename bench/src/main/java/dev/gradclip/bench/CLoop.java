@@ -39,7 +39,10 @@ final class CLoop implements AutoCloseable {
         }
     }
 
-    /** One C clip at {@code threads} OpenMP threads; like the Java contenders, every call scales. */
+    /**
+     * One C clip at {@code threads} OpenMP threads. The first call only finds the norm (the bound starts
+     * at infinity); from the second on every call scales, as the Java contenders do (warm-up covers the first).
+     */
     double clip(int threads) {
         try {
             double norm = (double) clip.invokeExact(flat, elements, maxNorm, threads);

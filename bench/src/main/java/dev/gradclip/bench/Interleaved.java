@@ -7,6 +7,7 @@ import dev.gradclip.internal.ExactSum;
 import dev.gradclip.internal.KernelProvider;
 import dev.gradclip.internal.NormState;
 import dev.gradclip.internal.NormType;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -23,7 +24,9 @@ import java.util.function.DoubleSupplier;
  * rounds and their ratios are printed. JMH runs contenders one after another, and on this 2-core
  * machine shared with other jobs that spread two sequential runs by up to 2x (bench/RESULTS.md).
  *
- * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report|versus [rounds]</pre>
+ * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report [rounds]
+ * OMP_WAIT_POLICY=passive java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar \
+ *     dev.gradclip.bench.Interleaved versus [rounds [libclip_loop.so, default bench/target/libclip_loop.so]]</pre>
  */
 public final class Interleaved {
 
@@ -59,7 +62,7 @@ public final class Interleaved {
                     }
                 }
             }
-            case "versus" -> versus(java.nio.file.Path.of(args.length > 2 ? args[2] : "bench/target/libclip_loop.so"), rounds);
+            case "versus" -> versus(Path.of(args.length > 2 ? args[2] : "bench/target/libclip_loop.so"), rounds);
             default -> throw new IllegalArgumentException("order, dtypes, threads, report or versus");
         }
     }
@@ -110,7 +113,7 @@ public final class Interleaved {
 
     /**
      * What the per-tensor report costs: the norm pass alone at one thread, and the whole clip at one
-     * and two threads, each with and without the report. "many-small-200" (the first 200 of the 2,000 small tensors, 3.5 MiB
+     * and two threads, each with and without the report. "many-small-200" (the first 200 of the 2,000 small tensors, 3.2 MiB
      * of float32) stays in the last-level cache, where the report's own work is not hidden by reads.
      */
     static void report(String workload, DType type, int rounds) {
@@ -144,7 +147,7 @@ public final class Interleaved {
      * this JVM ({@link CLoop}; build it first with {@code bench/c/run.sh lib}), interleaved round by round,
      * and gradclip's bfloat16 clip in the same rounds (for a torch run right before or after).
      */
-    static void versus(java.nio.file.Path library, int rounds) {
+    static void versus(Path library, int rounds) {
         String workload = "gpt2-small";
         TypedState floats = state(workload, DType.FLOAT32);
         TypedState halves = state(workload, DType.BFLOAT16);

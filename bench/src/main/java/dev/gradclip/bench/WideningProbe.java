@@ -21,7 +21,7 @@ import jdk.incubator.vector.VectorSpecies;
  * alike, then one exact multiply by 2^896). Both feed four accumulators the same lanes, so they give the
  * same sum; the question is only which widening is cheaper on this CPU.
  *
- * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.WideningProbe [elements]</pre>
+ * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.WideningProbe [elements [rounds]]</pre>
  */
 public final class WideningProbe {
     static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
@@ -81,27 +81,44 @@ public final class WideningProbe {
     private WideningProbe() {}
 
     public static void main(String[] args) {
-        int n = Integer.parseInt(args.length > 0 ? args[0] : "65536");
+        int n = Integer.parseInt(args.length > 0 ? args[0] : "65536") & ~15; // the loops take 16 elements a step
         MemorySegment s = Arena.global().allocate(n * 2L, 64);
         SplittableRandom r = new SplittableRandom(1);
-        for (int i = 0; i < n; i++) s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits((float) (r.nextDouble() * 2 - 1)) >>> 16));
+        for (int i = 0; i < n; i++) {
+            float value = (float) (r.nextDouble() * 2 - 1);
+            s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(value) >>> 16));
+        }
         double a = conversion(s, n);
         double b = integer(s, n);
         if (a != b) {
             throw new AssertionError("the two widenings disagree: " + a + " and " + b);
         }
+        String[] names = {"conversion", "integer", "float sum without widening"};
+        Loop[] loops = {WideningProbe::conversion, WideningProbe::integer, WideningProbe::floats};
         int reps = Math.max(1, (1 << 26) / n);
-        for (int round = 0; round < 12; round++) {
-            long t0 = System.nanoTime(); double x = 0;
-            for (int i = 0; i < reps; i++) x += conversion(s, n);
-            long t1 = System.nanoTime();
-            for (int i = 0; i < reps; i++) x += integer(s, n);
-            long t2 = System.nanoTime();
-            for (int i = 0; i < reps; i++) x += floats(s, n);
-            long t3 = System.nanoTime();
-            System.out.printf(Locale.ROOT, "n=%d conversion %.3f ns/element, integer %.3f ns/element,"
-                    + " float sum without widening %.3f ns/element%s%n", n, (t1 - t0) / (double) reps / n,
-                    (t2 - t1) / (double) reps / n, (t3 - t2) / (double) reps / n, x == 42 ? " " : "");
+        double sink = 0; // every result feeds it, and it is printed, so no loop is dead code
+        int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 12;
+        for (int round = 0; round < rounds; round++) {
+            double[] nanos = new double[loops.length];
+            for (int k = 0; k < loops.length; k++) {
+                int which = (k + round) % loops.length; // a different one first in each round
+                long t0 = System.nanoTime();
+                for (int i = 0; i < reps; i++) {
+                    sink += loops[which].sum(s, n);
+                }
+                nanos[which] = (System.nanoTime() - t0) / (double) reps / n;
+            }
+            StringBuilder line = new StringBuilder("n=" + n);
+            for (int k = 0; k < loops.length; k++) {
+                line.append(String.format(Locale.ROOT, ", %s %.3f ns/element", names[k], nanos[k]));
+            }
+            System.out.println(line);
         }
+        System.out.println("(sum of all results: " + sink + ")");
+    }
+
+    /** One of the loops above. */
+    private interface Loop {
+        double sum(MemorySegment segment, int elements);
     }
 }
