@@ -66,28 +66,34 @@ def main():
             print(f"{name} {dtype} {threads} thread(s): torch fails: {e}")
 
 
+def clipper(dtype, sizes):
+    """Parameters with gradients of these sizes in this dtype, uniform in [-1, 1), and a clip that scales on
+    every call (to just below the current norm). Also what Interleaved's versus mode calls from the JVM."""
+    kind = getattr(torch, dtype)
+    params = []
+    for n in sizes:
+        p = torch.nn.Parameter(torch.empty(n, dtype=kind))
+        p.grad = (torch.rand(n) * 2 - 1).to(kind)
+        params.append(p)
+    state = {"max": float(torch.nn.utils.clip_grad_norm_(params, float("inf"))) * (1 - 2 ** -22)}
+
+    def clip():
+        norm = float(torch.nn.utils.clip_grad_norm_(params, state["max"]))
+        state["max"] = state["max"] * norm / (norm + 1e-6) * (1 - 2 ** -22)
+
+    return params, clip
+
+
 def measure(threads, dtype, name, sizes):
-    if True:
-        kind = getattr(torch, dtype)
-        params = []
-        for n in sizes:
-            p = torch.nn.Parameter(torch.empty(n, dtype=kind))
-            p.grad = (torch.rand(n) * 2 - 1).to(kind)
-            params.append(p)
-        elements = sum(sizes)
-        norm_ms = median_ms(lambda: torch.norm(torch.stack([torch.norm(p.grad) for p in params])))
-        state = {"max": float(torch.nn.utils.clip_grad_norm_(params, float("inf"))) * (1 - 2 ** -22)}
-
-        def clip():  # clips to just below the current norm, so every call scales
-            norm = float(torch.nn.utils.clip_grad_norm_(params, state["max"]))
-            state["max"] = state["max"] * norm / (norm + 1e-6) * (1 - 2 ** -22)
-
-        clip_ms = median_ms(clip)
-        size = params[0].grad.element_size()
-        print(f"torch {torch.__version__} {name} {dtype} {threads} thread(s): {len(sizes)} tensors, {elements:,} "
-              f"elements; norm {norm_ms:.2f} ms ({size * elements / norm_ms / 1e6:.2f} GB/s), clip {clip_ms:.2f} ms "
-              f"({3 * size * elements / clip_ms / 1e6:.2f} GB/s)")
-        sys.stdout.flush()
+    params, clip = clipper(dtype, sizes)
+    elements = sum(sizes)
+    norm_ms = median_ms(lambda: torch.norm(torch.stack([torch.norm(p.grad) for p in params])))
+    clip_ms = median_ms(clip)
+    size = params[0].grad.element_size()
+    print(f"torch {torch.__version__} {name} {dtype} {threads} thread(s): {len(sizes)} tensors, {elements:,} "
+          f"elements; norm {norm_ms:.2f} ms ({size * elements / norm_ms / 1e6:.2f} GB/s), clip {clip_ms:.2f} ms "
+          f"({3 * size * elements / clip_ms / 1e6:.2f} GB/s)")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

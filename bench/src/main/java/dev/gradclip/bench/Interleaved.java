@@ -25,8 +25,9 @@ import java.util.function.DoubleSupplier;
  * machine shared with other jobs that spread two sequential runs by up to 2x (bench/RESULTS.md).
  *
  * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report [rounds]
+ * java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved dtypes-torch [rounds]
  * OMP_WAIT_POLICY=passive java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar \
- *     dev.gradclip.bench.Interleaved versus [rounds [libclip_loop.so, default bench/target/libclip_loop.so]]</pre>
+ *     dev.gradclip.bench.Interleaved versus|versus-torch [rounds [libclip_loop.so, default bench/target/libclip_loop.so]]</pre>
  */
 public final class Interleaved {
 
@@ -43,9 +44,10 @@ public final class Interleaved {
                     order(workload, rounds);
                 }
             }
-            case "dtypes" -> {
+            case "dtypes", "dtypes-torch" -> {
+                TorchInProcess torch = what.equals("dtypes-torch") ? TorchInProcess.start("bench/torch") : null;
                 for (DType type : DType.values()) {
-                    dtypes(type, rounds);
+                    dtypes(type, rounds, torch);
                 }
             }
             case "threads" -> {
@@ -62,8 +64,9 @@ public final class Interleaved {
                     }
                 }
             }
-            case "versus" -> versus(Path.of(args.length > 2 ? args[2] : "bench/target/libclip_loop.so"), rounds);
-            default -> throw new IllegalArgumentException("order, dtypes, threads, report or versus");
+            case "versus", "versus-torch" -> versus(Path.of(args.length > 2 ? args[2] : "bench/target/libclip_loop.so"),
+                    rounds, what.equals("versus-torch"));
+            default -> throw new IllegalArgumentException("order, dtypes, dtypes-torch, threads, report, versus or versus-torch");
         }
     }
 
@@ -97,15 +100,26 @@ public final class Interleaved {
         grads.free();
     }
 
-    /** One dtype's GPT-2-small clip at 1 thread, beside the streaming limit over its bytes and the plain loop. */
-    static void dtypes(DType type, int rounds) {
+    /**
+     * One dtype's GPT-2-small clip at 1 thread, beside the streaming limit over its bytes and the plain
+     * loop, or with {@code torch} (dtypes-torch) torch 1.13's clip of the same dtype in place of the plain loop.
+     */
+    static void dtypes(DType type, int rounds, TorchInProcess torch) {
         TypedState grads = state("gpt2-small", type);
         Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
         ClipperBenchmark benchmark = new ClipperBenchmark();
         ClipperBenchmark.Clip one = clip(1, false);
         contenders.put("gradclip", () -> benchmark.gradclip(grads, one));
         contenders.put("limit", () -> benchmark.limit(grads));
-        contenders.put("plain", () -> benchmark.plain(grads));
+        if (torch == null) {
+            contenders.put("plain", () -> benchmark.plain(grads));
+        } else if (type != DType.FLOAT16) { // torch 1.13 cannot clip float16 on the CPU
+            Runnable torchClip = torch.clipper("gpt2-small", type.name().toLowerCase(Locale.ROOT), 1);
+            contenders.put("torch", () -> {
+                torchClip.run();
+                return 0;
+            });
+        }
         report("dtype " + type + ", gpt2-small, clip, 1 thread", contenders, Math.max(5, rounds / 2), 1);
         one.stop();
         grads.free();
@@ -113,8 +127,9 @@ public final class Interleaved {
 
     /**
      * What the per-tensor report costs: the norm pass alone at one thread, and the whole clip at one
-     * and two threads, each with and without the report. "many-small-200" (the first 200 of the 2,000 small tensors, 3.2 MiB
-     * of float32) stays in the last-level cache, where the report's own work is not hidden by reads.
+     * and two threads, each with and without the report. "many-small-200" (the first 200 of the 2,000
+     * small tensors, 3.2 MiB of float32) stays in the last-level cache, where the report's own work is
+     * not hidden by reads.
      */
     static void report(String workload, DType type, int rounds) {
         TypedState grads = state(workload, type);
@@ -145,15 +160,18 @@ public final class Interleaved {
     /**
      * The GPT-2-small float32 clip at 1 and 2 threads, gradclip against the C OpenMP loop of bench/c in
      * this JVM ({@link CLoop}; build it first with {@code bench/c/run.sh lib}), interleaved round by round,
-     * and gradclip's bfloat16 clip in the same rounds (for a torch run right before or after).
+     * and gradclip's bfloat16 clip in the same rounds. {@code versus-torch} adds torch 1.13's float32 and
+     * bfloat16 clips, run in this JVM by an embedded CPython ({@link TorchInProcess}; run from the
+     * repository's root, so that bench/torch is found).
      */
-    static void versus(Path library, int rounds) {
+    static void versus(Path library, int rounds, boolean withTorch) {
         String workload = "gpt2-small";
         TypedState floats = state(workload, DType.FLOAT32);
         TypedState halves = state(workload, DType.BFLOAT16);
         ClipperBenchmark benchmark = new ClipperBenchmark();
         Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
         List<ClipperBenchmark.Clip> clips = new ArrayList<>();
+        TorchInProcess torch = withTorch ? TorchInProcess.start("bench/torch") : null;
         try (CLoop c = new CLoop(library, workload)) {
             for (int threads : new int[] {1, 2}) {
                 ClipperBenchmark.Clip clip = clip(threads, false);
@@ -163,6 +181,18 @@ public final class Interleaved {
                 contenders.put("gradclip, " + threads + "T", () -> benchmark.gradclip(floats, clip));
                 contenders.put("C OpenMP, " + threads + "T", () -> c.clip(threads));
                 contenders.put("gradclip bf16, " + threads + "T", () -> benchmark.gradclip(halves, halfClip));
+                if (torch != null) {
+                    Runnable torchClip = torch.clipper(workload, "float32", threads);
+                    Runnable torchHalfClip = torch.clipper(workload, "bfloat16", threads);
+                    contenders.put("torch, " + threads + "T", () -> {
+                        torchClip.run();
+                        return 0;
+                    });
+                    contenders.put("torch bf16, " + threads + "T", () -> {
+                        torchHalfClip.run();
+                        return 0;
+                    });
+                }
             }
             report("versus C, " + workload + " FLOAT32 (" + floats.table.bytes() / 1024 + " KiB; bf16: half that)",
                     contenders, rounds, 1);
