@@ -1,6 +1,8 @@
 package dev.gradclip.internal;
 
 import static dev.gradclip.internal.VectorKernels.DOUBLES;
+import static dev.gradclip.internal.VectorKernels.FLOATS_4;
+import static dev.gradclip.internal.VectorKernels.INTS_4;
 import static dev.gradclip.internal.VectorKernels.ORDER;
 
 import dev.gradclip.DType;
@@ -38,7 +40,7 @@ final class NormLoop {
 
     /**
      * Whether the low half of an int read from memory is the first of its two 16-bit elements (on a
-     * little-endian CPU): the 16-bit types are read as pairs, 16 elements per vector of 8 ints.
+     * little-endian CPU): the 16-bit types are read as pairs, 8 elements per vector of 4 ints.
      */
     private static final boolean LOW_HALF_FIRST = ORDER == ByteOrder.LITTLE_ENDIAN;
 
@@ -53,24 +55,23 @@ final class NormLoop {
     /** Whether this copy reads its type as pairs of 16-bit halves: bfloat16, and float16 not widened ahead. */
     private static final boolean PAIRS = TYPE == DType.BFLOAT16 || (TYPE == DType.FLOAT16 && !WIDENED);
 
-    /** Elements per loop step: eight, or sixteen (one vector of 8 ints) for the pairs. */
-    private static final int STEP = PAIRS ? 16 : 8;
-
     /**
      * {@link Kernels#normBlock} for {@code TYPE}, {@code SQUARES} and {@code MAX}. Eight accumulators
-     * of four doubles hold the 32 lanes. Each step reads {@link #STEP} elements and widens them into
-     * two (four) vectors of doubles, which go into the accumulators of their lanes; the accumulators
-     * then rotate two (four) places, so the body has one load site, and a row of 32 elements brings
-     * them back in place.
+     * of four doubles hold the 32 lanes. Each step reads eight elements and widens them into two
+     * vectors of doubles, which go into the accumulators of their lanes; the accumulators then rotate
+     * two places, so the body has one load site, and a row of 32 elements brings them back in place.
+     *
+     * <p>The eight elements come as two halves of 128 bits, each widened by one conversion: a 256-bit
+     * load would have its upper half extracted before the conversion, which made the loop 1.4x slower
+     * in cache and up to 13 % slower out of it on Zen 1 (bench/RESULTS.md).
      *
      * <p>Float32, float64 and float16 widened ahead ({@link #WIDENED}) come in element order: step
      * vector i holds lanes 4i..4i+3 of its quarter row. Bfloat16 (and float16 where it is not widened
-     * ahead) is read as pairs, 8 ints of two elements each, and widening a half of each int is a mask
-     * or a shift, with no 16-to-32-bit conversion; its vectors hold the first elements of the pairs
-     * (vectors 0, 1: half-row lanes 0, 2, 4, 6 and 8, 10, 12, 14) and the second ones (vectors 2, 3:
-     * lanes 1, 3, 5, 7 and 9, ..., 15). Every lane still sums its own elements in order, so only the
-     * fold at the end of the block differs, and it pairs the same lanes. (Sixteen elements per step
-     * for every type cost the float32 norm 6-10 % out of cache, so the others keep eight.)
+     * ahead) is read as pairs, 4 ints of two elements each, and widening a half of each int is a mask
+     * or a shift, with no 16-to-32-bit conversion; vector 0 holds the pairs' first elements (quarter-row
+     * lanes 0, 2, 4, 6) and vector 1 the second ones (lanes 1, 3, 5, 7). Every lane still sums its own
+     * elements in order, in an accumulator of its own; only the fold at the end of the block takes
+     * the lanes from other places, and it pairs the same lanes.
      */
     static void run(MemorySegment segment, long from, int count, double scale, BlockFigures out) {
         if (count > 0) {
@@ -90,9 +91,9 @@ final class NormLoop {
         // exact and propagates NaN. One vpmaxsd (1 cycle) where FloatVector.max's Java semantics (NaN,
         // -0.0) cost a blend sequence on the loop-carried chain: 1.8x the float32 block time in cache.
         IntVector bitsMax = TYPE != DType.FLOAT64 && TYPE != DType.BFLOAT16 && MAX
-                ? IntVector.zero(VectorKernels.INTS_8) : null;
+                ? IntVector.zero(VectorKernels.INTS_4) : null;
         // Bfloat16's, as 16-bit magnitudes (see the loop).
-        ShortVector halvesMax = TYPE == DType.BFLOAT16 && MAX ? ShortVector.zero(VectorKernels.SHORTS_16) : null;
+        ShortVector halvesMax = TYPE == DType.BFLOAT16 && MAX ? ShortVector.zero(VectorKernels.SHORTS_8) : null;
         float[] widened = null;
         if (WIDENED) {
             VectorKernels.Float16Scratch scratch = VectorKernels.FLOAT16_SCRATCH.get();
@@ -111,14 +112,12 @@ final class NormLoop {
                 }
             }
         }
-        for (int k = 0; k < full; k += STEP) {
+        for (int k = 0; k < full; k += 8) {
             long at = from + k;
-            // Load eight elements (sixteen for the pairs) and widen them to two (four) vectors of
-            // doubles, exactly (but for float64's power-of-two scale).
+            // Load eight elements and widen them to two vectors of doubles, exactly (but for float64's
+            // power-of-two scale).
             DoubleVector v0;
             DoubleVector v1;
-            DoubleVector v2 = s0; // the pairs' second two
-            DoubleVector v3 = s0;
             if (TYPE == DType.FLOAT64) {
                 v0 = DoubleVector.fromMemorySegment(DOUBLES, segment, at * Double.BYTES, ORDER).mul(scale);
                 v1 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 4) * Double.BYTES, ORDER).mul(scale);
@@ -135,17 +134,23 @@ final class NormLoop {
                     longMax = longMax.blend(a, longMax.lt(a));
                 }
             } else {
+                // Four floats each: elements 0-3 and 4-7, or the pairs' first and second elements.
                 FloatVector first;
-                FloatVector second = null;
+                FloatVector second;
                 if (!PAIRS) {
-                    first = TYPE == DType.FLOAT32
-                            ? FloatVector.fromMemorySegment(VectorKernels.FLOATS_8, segment, at * Float.BYTES, ORDER)
-                            : FloatVector.fromArray(VectorKernels.FLOATS_8, widened, k);
+                    if (TYPE == DType.FLOAT32) {
+                        first = FloatVector.fromMemorySegment(FLOATS_4, segment, at * Float.BYTES, ORDER);
+                        second = FloatVector.fromMemorySegment(FLOATS_4, segment, (at + 4) * Float.BYTES, ORDER);
+                    } else {
+                        first = FloatVector.fromArray(FLOATS_4, widened, k);
+                        second = FloatVector.fromArray(FLOATS_4, widened, k + 4);
+                    }
                     if (MAX || !SQUARES) {
-                        first = first.abs(); // on eight floats: half the work of four doubles twice
+                        first = first.abs();
+                        second = second.abs();
                     }
                 } else {
-                    IntVector pairs = IntVector.fromMemorySegment(VectorKernels.INTS_8, segment, at * Short.BYTES, ORDER);
+                    IntVector pairs = IntVector.fromMemorySegment(INTS_4, segment, at * Short.BYTES, ORDER);
                     // Each half's magnitude (the sign dropped), moved to where a float keeps it.
                     IntVector low;
                     IntVector high;
@@ -157,7 +162,7 @@ final class NormLoop {
                             high = high.and(0x7fffffff);
                         }
                         if (MAX) {
-                            // Both halves at once, as 16 shorts: a bfloat16's magnitude bits are in
+                            // Both halves at once, as 8 shorts: a bfloat16's magnitude bits are in
                             // numeric order as 16-bit integers too (NaN on top). One and, one vpmaxsw.
                             halvesMax = halvesMax.max(pairs.and(0x7fff7fff).reinterpretAsShorts());
                         }
@@ -178,42 +183,22 @@ final class NormLoop {
                 }
                 if (MAX && TYPE != DType.BFLOAT16) {
                     // floats >= 0 here (abs or magnitude)
-                    bitsMax = bitsMax.max(first.reinterpretAsInts());
-                    if (PAIRS) {
-                        bitsMax = bitsMax.max(second.reinterpretAsInts());
-                    }
+                    bitsMax = bitsMax.max(first.reinterpretAsInts().max(second.reinterpretAsInts()));
                 }
                 v0 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 0);
-                v1 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 1);
-                if (PAIRS) {
-                    v2 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
-                    v3 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 1);
-                }
+                v1 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
             }
             // fma(x, x, acc) rounds once, as the reference does; for widened floats x*x is exact anyway.
             DoubleVector next0 = SQUARES ? v0.fma(v0, s0) : s0.add(v0);
             DoubleVector next1 = SQUARES ? v1.fma(v1, s1) : s1.add(v1);
-            if (PAIRS) {
-                DoubleVector next2 = SQUARES ? v2.fma(v2, s2) : s2.add(v2);
-                DoubleVector next3 = SQUARES ? v3.fma(v3, s3) : s3.add(v3);
-                s0 = s4;
-                s1 = s5;
-                s2 = s6;
-                s3 = s7;
-                s4 = next0;
-                s5 = next1;
-                s6 = next2;
-                s7 = next3;
-            } else {
-                s0 = s2;
-                s1 = s3;
-                s2 = s4;
-                s3 = s5;
-                s4 = s6;
-                s5 = s7;
-                s6 = next0;
-                s7 = next1;
-            }
+            s0 = s2;
+            s1 = s3;
+            s2 = s4;
+            s3 = s5;
+            s4 = s6;
+            s5 = s7;
+            s6 = next0;
+            s7 = next1;
         }
         // Halving: lanes 16 apart, then 8, then 4, then inside the vector. Fixed order, never
         // reduceLanes(ADD), whose order is unspecified.
@@ -226,13 +211,13 @@ final class NormLoop {
             v = v.add(v.rearrange(VectorKernels.HALVING_1));
             fold = v.lane(0);
         } else {
-            // Pairs: s0, s1 hold the even lanes 0..14 of the first half row (lane 2p of s0 and 8 + 2p
-            // of s1 in lane p), s2, s3 the odd ones, s4..s7 the same for the second half row. 16
-            // apart: s_a + s_(a+4); 8 apart: s0 + s1 and s2 + s3, which leaves lane l of the 4-lane fold
-            // (l = 0..7) in lane l/2 of "even" or "odd"; 4 apart: lanes p and p + 2 of each; then the
-            // canonical 2 apart (l and l + 2: the two sums of "even", then of "odd") and 1 apart.
-            DoubleVector even = s0.add(s4).add(s1.add(s5));
-            DoubleVector odd = s2.add(s6).add(s3.add(s7));
+            // Pairs: accumulator 2q holds the even lanes of quarter row q (lane 8q + 2p in lane p), and
+            // 2q + 1 its odd lanes. 16 apart: s_a + s_(a+4); 8 apart: s0 + s2 and s1 + s3, which leaves
+            // lane l of the 8-lane fold in lane l/2 of "even" or "odd"; 4 apart: lanes p and p + 2 of
+            // each; then the canonical 2 apart (l and l + 2: the two sums of "even", then of "odd") and
+            // 1 apart.
+            DoubleVector even = s0.add(s4).add(s2.add(s6));
+            DoubleVector odd = s1.add(s5).add(s3.add(s7));
             even = even.add(even.rearrange(VectorKernels.HALVING_2));
             odd = odd.add(odd.rearrange(VectorKernels.HALVING_2));
             fold = (even.lane(0) + even.lane(1)) + (odd.lane(0) + odd.lane(1));

@@ -37,16 +37,14 @@ public final class VectorKernels implements Kernels {
 
     static final VectorSpecies<Double> DOUBLES = DoubleVector.SPECIES_256;
     static final int WIDTH = 4;
-    /** Half-width loads, widened once to a vector of doubles (one vcvtps2pd per 4 floats). */
+    /** The norm loop's half-width loads, each widened once to a vector of doubles (one vcvtps2pd per 4 floats). */
     static final VectorSpecies<Float> FLOATS_4 = FloatVector.SPECIES_128;
-    static final VectorSpecies<Short> SHORTS_4 = ShortVector.SPECIES_64;
     static final VectorSpecies<Integer> INTS_4 = IntVector.SPECIES_128;
     /** The map loop works on whole vectors of floats (8 lanes), or of doubles for float64. */
     static final VectorSpecies<Float> FLOATS_8 = FloatVector.SPECIES_256;
     static final VectorSpecies<Short> SHORTS_8 = ShortVector.SPECIES_128;
     static final VectorSpecies<Integer> INTS_8 = IntVector.SPECIES_256;
     static final VectorSpecies<Long> LONGS = LongVector.SPECIES_256;
-    static final VectorSpecies<Short> SHORTS_16 = ShortVector.SPECIES_256;
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
     /**

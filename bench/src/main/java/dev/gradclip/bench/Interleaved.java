@@ -24,7 +24,7 @@ import java.util.function.DoubleSupplier;
  * rounds and their ratios are printed. JMH runs contenders one after another, and on this 2-core
  * machine shared with other jobs that spread two sequential runs by up to 2x (bench/RESULTS.md).
  *
- * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report [rounds]
+ * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report|passes [rounds]
  * java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved dtypes-torch [rounds]
  * OMP_WAIT_POLICY=passive java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar \
  *     dev.gradclip.bench.Interleaved versus|versus-torch [rounds [libclip_loop.so, default bench/target/libclip_loop.so]]</pre>
@@ -64,9 +64,15 @@ public final class Interleaved {
                     }
                 }
             }
+            case "passes" -> {
+                for (DType type : new DType[] {DType.FLOAT32, DType.BFLOAT16, DType.FLOAT16}) {
+                    passes(type, rounds);
+                }
+            }
             case "versus", "versus-torch" -> versus(Path.of(args.length > 2 ? args[2] : "bench/target/libclip_loop.so"),
                     rounds, what.equals("versus-torch"));
-            default -> throw new IllegalArgumentException("order, dtypes, dtypes-torch, threads, report, versus or versus-torch");
+            default -> throw new IllegalArgumentException(
+                    "order, dtypes, dtypes-torch, threads, report, passes, versus or versus-torch");
         }
     }
 
@@ -122,6 +128,33 @@ public final class Interleaved {
         }
         report("dtype " + type + ", gpt2-small, clip, 1 thread", contenders, Math.max(5, rounds / 2), 1);
         one.stop();
+        grads.free();
+    }
+
+    /**
+     * The GPT-2-small clip's two passes at one thread, each beside its streaming limit: the norm pass
+     * against a read of the same bytes, the scale pass against a read+write (which reads and writes
+     * the bytes as floats, whatever the dtype).
+     */
+    static void passes(DType type, int rounds) {
+        TypedState grads = state("gpt2-small", type);
+        Engine engine = new Engine(KernelProvider.kernels(), 1, Long.MAX_VALUE);
+        NormState state = new NormState();
+        Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
+        contenders.put("norm pass", () -> {
+            engine.norm(grads.table, NormType.L2, 2, false, false, state);
+            return state.norm();
+        });
+        contenders.put("read (its limit)", () -> StreamLimit.read(grads.segments));
+        contenders.put("scale pass", () -> {
+            engine.scale(grads.table, ClipBenchmark.SHRINK);
+            return 0;
+        });
+        contenders.put("read+write (its limit)", () -> {
+            StreamLimit.readWrite(grads.segments, 1f);
+            return 0;
+        });
+        report("passes, gpt2-small " + type + ", 1 thread", contenders, rounds, 1);
         grads.free();
     }
 

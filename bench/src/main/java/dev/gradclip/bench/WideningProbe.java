@@ -14,21 +14,47 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * An alternative that did not pay (bench/RESULTS.md, numerics issue): the bfloat16 sum of squares with
- * the shipped widening (16 elements as 8 ints, each half moved into a float's place, four float-to-double
- * conversions) against widening in integers (the pairs zero-extended to longs, each half's magnitude
- * shifted into a double's fields, which gives the value times 2^-896 for normal and subnormal numbers
- * alike, then one exact multiply by 2^896). Both feed four accumulators the same lanes, so they give the
- * same sum; the question is only which widening is cheaper on this CPU.
+ * Ways to widen bfloat16 for its sum of squares (bench/RESULTS.md, numerics issue), in four
+ * accumulators fed the same lanes, so they give the same sum (checked); only the cost differs:
+ * <ul>
+ *   <li>a full-width load: 16 elements as 8 ints, each half moved into a float's place, and each
+ *       vector of 8 floats converted to doubles in two parts, the upper one extracted first (the 0.2
+ *       norm loop);</li>
+ *   <li>half-width loads: the same as two vectors of 4 ints, each half converted at once (the norm
+ *       loop now);</li>
+ *   <li>integer widening (did not pay): the pairs zero-extended to longs, each half's magnitude shifted
+ *       into a double's fields, which gives the value times 2^-896 for normal and subnormal numbers
+ *       alike, then one exact multiply by 2^896;</li>
+ *   <li>for scale, no widening: the squares summed in float (not exact, not shippable).</li>
+ * </ul>
  *
  * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.WideningProbe [elements [rounds]]</pre>
  */
 public final class WideningProbe {
     static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
+    static final VectorSpecies<Integer> I4 = IntVector.SPECIES_128;
     static final VectorSpecies<Double> D4 = DoubleVector.SPECIES_256;
     static final VectorSpecies<Long> L4 = LongVector.SPECIES_256;
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
+    /** Two 128-bit loads per 16 elements, each half widened by one conversion: what the norm loop does now. */
+    static double halfWidth(MemorySegment s, int n) {
+        DoubleVector a0 = DoubleVector.zero(D4), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 0; k < n; k += 16) {
+            IntVector p0 = IntVector.fromMemorySegment(I4, s, k * 2L, LE);
+            IntVector p1 = IntVector.fromMemorySegment(I4, s, (k + 8) * 2L, LE);
+            DoubleVector v0 = (DoubleVector) p0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats()
+                    .convertShape(VectorOperators.F2D, D4, 0);
+            DoubleVector v1 = (DoubleVector) p1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats()
+                    .convertShape(VectorOperators.F2D, D4, 0);
+            DoubleVector v2 = (DoubleVector) p0.and(0xffff0000).reinterpretAsFloats().convertShape(VectorOperators.F2D, D4, 0);
+            DoubleVector v3 = (DoubleVector) p1.and(0xffff0000).reinterpretAsFloats().convertShape(VectorOperators.F2D, D4, 0);
+            a0 = v0.fma(v0, a0); a1 = v1.fma(v1, a1); a2 = v2.fma(v2, a2); a3 = v3.fma(v3, a3);
+        }
+        return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** One 256-bit load per 16 elements, the upper half of each widened vector extracted before its conversion: the 0.2 loop. */
     static double conversion(MemorySegment s, int n) {
         DoubleVector a0 = DoubleVector.zero(D4), a1 = a0, a2 = a0, a3 = a0;
         for (int k = 0; k < n; k += 16) {
@@ -89,12 +115,11 @@ public final class WideningProbe {
             s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(value) >>> 16));
         }
         double a = conversion(s, n);
-        double b = integer(s, n);
-        if (a != b) {
-            throw new AssertionError("the two widenings disagree: " + a + " and " + b);
+        if (a != halfWidth(s, n) || a != integer(s, n)) {
+            throw new AssertionError("the widenings disagree: " + a + ", " + halfWidth(s, n) + ", " + integer(s, n));
         }
-        String[] names = {"conversion", "integer", "float sum without widening"};
-        Loop[] loops = {WideningProbe::conversion, WideningProbe::integer, WideningProbe::floats};
+        String[] names = {"full-width load", "half-width loads", "integer", "float sum without widening"};
+        Loop[] loops = {WideningProbe::conversion, WideningProbe::halfWidth, WideningProbe::integer, WideningProbe::floats};
         int reps = Math.max(1, (1 << 26) / n);
         double sink = 0; // every result feeds it, and it is printed, so no loop is dead code
         int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 12;
