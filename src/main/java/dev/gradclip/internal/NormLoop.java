@@ -145,7 +145,7 @@ final class NormLoop {
                         first = FloatVector.fromArray(FLOATS_4, widened, k);
                         second = FloatVector.fromArray(FLOATS_4, widened, k + 4);
                     }
-                    if (MAX || !SQUARES) {
+                    if (!SQUARES) {
                         first = first.abs();
                         second = second.abs();
                     }
@@ -182,8 +182,9 @@ final class NormLoop {
                     }
                 }
                 if (MAX && TYPE != DType.BFLOAT16) {
-                    // floats >= 0 here (abs or magnitude)
-                    bitsMax = bitsMax.max(first.reinterpretAsInts().max(second.reinterpretAsInts()));
+                    // The magnitudes' bits (the pairs' halves are magnitudes already; and-ing again is free).
+                    bitsMax = bitsMax.max(first.reinterpretAsInts().and(0x7fffffff)
+                            .max(second.reinterpretAsInts().and(0x7fffffff)));
                 }
                 v0 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 0);
                 v1 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
