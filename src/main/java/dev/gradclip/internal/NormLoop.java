@@ -62,8 +62,8 @@ final class NormLoop {
      * two places, so the body has one load site, and a row of 32 elements brings them back in place.
      *
      * <p>The eight elements come as two halves of 128 bits, each widened by one conversion: a 256-bit
-     * load would have its upper half extracted before the conversion, which made the loop 1.4x slower
-     * in cache and up to 13 % slower out of it on Zen 1 (bench/RESULTS.md).
+     * load would have its upper half extracted before the conversion, which made the loop 1.4-1.5x
+     * slower in cache and its GPT-2-small pass 10-16 % slower on Zen 1 (bench/RESULTS.md).
      *
      * <p>Float32, float64 and float16 widened ahead ({@link #WIDENED}) come in element order: step
      * vector i holds lanes 4i..4i+3 of its quarter row. Bfloat16 (and float16 where it is not widened
@@ -182,7 +182,7 @@ final class NormLoop {
                     }
                 }
                 if (MAX && TYPE != DType.BFLOAT16) {
-                    // The magnitudes' bits (the pairs' halves are magnitudes already; and-ing again is free).
+                    // The magnitudes' bits (the pairs' halves are magnitudes already: the and changes nothing there).
                     bitsMax = bitsMax.max(first.reinterpretAsInts().and(0x7fffffff)
                             .max(second.reinterpretAsInts().and(0x7fffffff)));
                 }

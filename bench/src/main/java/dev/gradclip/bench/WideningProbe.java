@@ -14,21 +14,23 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Ways to widen bfloat16 for its sum of squares (bench/RESULTS.md, numerics issue), in four
- * accumulators fed the same lanes, so they give the same sum (checked); only the cost differs:
+ * Ways to widen bfloat16 for its sum of squares (bench/RESULTS.md, numerics issue). Each squares every
+ * element exactly in double, so the sums agree to rounding (the half-width form adds in another order
+ * and is checked to 1e-12; the others exactly); only the cost differs:
  * <ul>
  *   <li>a full-width load: 16 elements as 8 ints, each half moved into a float's place, and each
  *       vector of 8 floats converted to doubles in two parts, the upper one extracted first (the 0.2
  *       norm loop);</li>
- *   <li>half-width loads: the same as two vectors of 4 ints, each half converted at once (the norm
- *       loop now);</li>
+ *   <li>half-width loads: 8 elements as 4 ints, each half converted at once, into 8 accumulators
+ *       rotating by two (the norm loop now);</li>
  *   <li>integer widening (did not pay): the pairs zero-extended to longs, each half's magnitude shifted
  *       into a double's fields, which gives the value times 2^-896 for normal and subnormal numbers
  *       alike, then one exact multiply by 2^896;</li>
  *   <li>for scale, no widening: the squares summed in float (not exact, not shippable).</li>
  * </ul>
  *
- * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.WideningProbe [elements [rounds]]</pre>
+ * <pre>for v in full-width half-width integer float; do
+ *   java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.WideningProbe $v [elements [rounds]]; done</pre>
  */
 public final class WideningProbe {
     static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
@@ -37,21 +39,22 @@ public final class WideningProbe {
     static final VectorSpecies<Long> L4 = LongVector.SPECIES_256;
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
-    /** Two 128-bit loads per 16 elements, each half widened by one conversion: what the norm loop does now. */
+    /**
+     * One 128-bit load per 8 elements, each half widened by one conversion, into 8 accumulators that
+     * rotate by two: the shape of the norm loop now.
+     */
     static double halfWidth(MemorySegment s, int n) {
-        DoubleVector a0 = DoubleVector.zero(D4), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < n; k += 16) {
-            IntVector p0 = IntVector.fromMemorySegment(I4, s, k * 2L, LE);
-            IntVector p1 = IntVector.fromMemorySegment(I4, s, (k + 8) * 2L, LE);
-            DoubleVector v0 = (DoubleVector) p0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats()
+        DoubleVector a0 = DoubleVector.zero(D4), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int k = 0; k < n; k += 8) {
+            IntVector p = IntVector.fromMemorySegment(I4, s, k * 2L, LE);
+            DoubleVector v0 = (DoubleVector) p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats()
                     .convertShape(VectorOperators.F2D, D4, 0);
-            DoubleVector v1 = (DoubleVector) p1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats()
-                    .convertShape(VectorOperators.F2D, D4, 0);
-            DoubleVector v2 = (DoubleVector) p0.and(0xffff0000).reinterpretAsFloats().convertShape(VectorOperators.F2D, D4, 0);
-            DoubleVector v3 = (DoubleVector) p1.and(0xffff0000).reinterpretAsFloats().convertShape(VectorOperators.F2D, D4, 0);
-            a0 = v0.fma(v0, a0); a1 = v1.fma(v1, a1); a2 = v2.fma(v2, a2); a3 = v3.fma(v3, a3);
+            DoubleVector v1 = (DoubleVector) p.and(0xffff0000).reinterpretAsFloats().convertShape(VectorOperators.F2D, D4, 0);
+            DoubleVector n0 = v0.fma(v0, a0);
+            DoubleVector n1 = v1.fma(v1, a1);
+            a0 = a2; a1 = a3; a2 = a4; a3 = a5; a4 = a6; a5 = a7; a6 = n0; a7 = n1;
         }
-        return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        return a0.add(a1).add(a2.add(a3)).add(a4.add(a5).add(a6.add(a7))).reduceLanes(VectorOperators.ADD);
     }
 
     /** One 256-bit load per 16 elements, the upper half of each widened vector extracted before its conversion: the 0.2 loop. */
@@ -107,39 +110,44 @@ public final class WideningProbe {
     private WideningProbe() {}
 
     public static void main(String[] args) {
-        int n = Integer.parseInt(args.length > 0 ? args[0] : "65536") & ~15; // the loops take 16 elements a step
+        String variant = args[0];
+        int n = Integer.parseInt(args.length > 1 ? args[1] : "65536") & ~15; // the loops take 16 elements a step
+        int rounds = args.length > 2 ? Integer.parseInt(args[2]) : 25;
         MemorySegment s = Arena.global().allocate(n * 2L, 64);
         SplittableRandom r = new SplittableRandom(1);
         for (int i = 0; i < n; i++) {
             float value = (float) (r.nextDouble() * 2 - 1);
             s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(value) >>> 16));
         }
-        double a = conversion(s, n);
-        if (a != halfWidth(s, n) || a != integer(s, n)) {
-            throw new AssertionError("the widenings disagree: " + a + ", " + halfWidth(s, n) + ", " + integer(s, n));
+        // One loop per JVM, so that each is compiled alone (a call site that had seen all four loops
+        // compiled some of them boxing their vectors, 2-4x slower in cache).
+        Loop loop = switch (variant) {
+            case "full-width" -> WideningProbe::conversion;
+            case "half-width" -> WideningProbe::halfWidth;
+            case "integer" -> WideningProbe::integer;
+            case "float" -> WideningProbe::floats;
+            default -> throw new IllegalArgumentException("full-width, half-width, integer or float");
+        };
+        double expected = conversion(s, n);
+        double got = loop.sum(s, n);
+        if (!variant.equals("float") && Math.abs(got - expected) > 1e-12 * expected) {
+            throw new AssertionError(variant + " gives " + got + ", the full-width loop " + expected);
         }
-        String[] names = {"full-width load", "half-width loads", "integer", "float sum without widening"};
-        Loop[] loops = {WideningProbe::conversion, WideningProbe::halfWidth, WideningProbe::integer, WideningProbe::floats};
         int reps = Math.max(1, (1 << 26) / n);
         double sink = 0; // every result feeds it, and it is printed, so no loop is dead code
-        int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 12;
-        for (int round = 0; round < rounds; round++) {
-            double[] nanos = new double[loops.length];
-            for (int k = 0; k < loops.length; k++) {
-                int which = (k + round) % loops.length; // a different one first in each round
-                long t0 = System.nanoTime();
-                for (int i = 0; i < reps; i++) {
-                    sink += loops[which].sum(s, n);
-                }
-                nanos[which] = (System.nanoTime() - t0) / (double) reps / n;
+        double[] nanos = new double[rounds];
+        for (int round = -5; round < rounds; round++) {
+            long t0 = System.nanoTime();
+            for (int i = 0; i < reps; i++) {
+                sink += loop.sum(s, n);
             }
-            StringBuilder line = new StringBuilder("n=" + n);
-            for (int k = 0; k < loops.length; k++) {
-                line.append(String.format(Locale.ROOT, ", %s %.3f ns/element", names[k], nanos[k]));
+            if (round >= 0) {
+                nanos[round] = (System.nanoTime() - t0) / (double) reps / n;
             }
-            System.out.println(line);
         }
-        System.out.println("(sum of all results: " + sink + ")");
+        java.util.Arrays.sort(nanos);
+        System.out.printf(Locale.ROOT, "%s n=%d: median %.3f ns/element (p25 %.3f, p75 %.3f; sum %s)%n", variant, n,
+                nanos[rounds / 2], nanos[rounds / 4], nanos[3 * rounds / 4], sink);
     }
 
     /** One of the loops above. */
