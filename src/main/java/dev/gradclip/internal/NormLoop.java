@@ -30,8 +30,9 @@ final class NormLoop {
     private static final DType TYPE = Specialized.dtype(MethodHandles.lookup());
     private static final boolean SQUARES = Specialized.variant(MethodHandles.lookup(), 1);
     /**
-     * Whether to track the largest magnitude. It costs an abs and a max per vector, a third of the
-     * in-cache time, and only the report, the inf-norm and float64's scaling need it: otherwise a
+     * Whether to track the largest magnitude. It costs an and and a max per step (float64: an abs, a
+     * compare and a blend), up to a third of the in-cache time, and only the report, the inf-norm and
+     * float64's scaling need it: otherwise a
      * non-finite element shows in the sum itself, which finite float32 or 16-bit squares cannot overflow.
      */
     private static final boolean MAX = Specialized.variant(MethodHandles.lookup(), 2);
@@ -61,9 +62,11 @@ final class NormLoop {
      * vectors of doubles, which go into the accumulators of their lanes; the accumulators then rotate
      * two places, so the body has one load site, and a row of 32 elements brings them back in place.
      *
-     * <p>The eight elements come as two halves of 128 bits, each widened by one conversion: a 256-bit
-     * load would have its upper half extracted before the conversion, which made the loop 1.4-1.5x
-     * slower in cache and its GPT-2-small pass 10-16 % slower on Zen 1 (bench/RESULTS.md).
+     * <p>Every vector of floats widened here is 128 bits, converted by one instruction: float32 and
+     * widened float16 load 4 floats at a time, the pairs 4 ints whose halves become the two vectors.
+     * A 256-bit vector would need its upper half extracted before the second conversion, which made
+     * the loop 1.3-1.6x slower in cache and its GPT-2-small pass 9-24 % slower for float32 and bfloat16 on
+     * Zen 1 (bench/RESULTS.md).
      *
      * <p>Float32, float64 and float16 widened ahead ({@link #WIDENED}) come in element order: step
      * vector i holds lanes 4i..4i+3 of its quarter row. Bfloat16 (and float16 where it is not widened

@@ -15,8 +15,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Ways to widen bfloat16 for its sum of squares (bench/RESULTS.md, numerics issue). Each squares every
- * element exactly in double, so the sums agree to rounding (the half-width form adds in another order
- * and is checked to 1e-12; the others exactly); only the cost differs:
+ * element exactly in double, so the sums agree to rounding (each is checked against the full-width form
+ * to 1e-12, relative; the half-width form adds in another order); only the cost differs:
  * <ul>
  *   <li>a full-width load: 16 elements as 8 ints, each half moved into a float's place, and each
  *       vector of 8 floats converted to doubles in two parts, the upper one extracted first (the 0.2
