@@ -498,9 +498,11 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
                 finish(tensor, single, tensorMax, tensorNonFinite);
                 return;
             }
-            if (tensorDeposits < 2) {
+            if (tensorDeposits < 2) { // a piece of a split tensor, or a scaled float64 block: as an exact sum
                 tensorSum.clear();
-                tensorSum.add(tensorDeposits == 0 ? 0 : firstValue, tensorDeposits == 0 ? 0 : firstExponent);
+                if (tensorDeposits == 1) {
+                    tensorSum.add(firstValue, firstExponent);
+                }
             }
             sum.add(tensorSum);
             if (startsHere && endsHere) {

@@ -80,13 +80,9 @@ public final class Interleaved {
     static void order(String workload, int rounds) {
         TypedState grads = state(workload, DType.FLOAT32);
         Engine engine = new Engine(KernelProvider.kernels(), 1, Long.MAX_VALUE);
-        NormState state = new NormState();
         ExactSum exact = new ExactSum();
         Map<String, DoubleSupplier> norms = new LinkedHashMap<>();
-        norms.put("shipped (32 fixed lanes)", () -> {
-            engine.norm(grads.table, NormType.L2, 2, false, false, state);
-            return state.norm();
-        });
+        norms.put("shipped (32 fixed lanes)", normPass(engine, grads, false));
         norms.put("0.1 kernel", () -> OrderBenchmark.v01Norm(grads.table));
         norms.put("width-dependent fma", () -> OrderBenchmark.widthFmaNorm(grads.table, exact));
         Map<String, DoubleSupplier> clips = new LinkedHashMap<>();
@@ -120,11 +116,7 @@ public final class Interleaved {
         if (torch == null) {
             contenders.put("plain", () -> benchmark.plain(grads));
         } else if (type != DType.FLOAT16) { // torch 1.13 cannot clip float16 on the CPU
-            Runnable torchClip = torch.clipper("gpt2-small", type.name().toLowerCase(Locale.ROOT), 1);
-            contenders.put("torch", () -> {
-                torchClip.run();
-                return 0;
-            });
+            contenders.put("torch", torch.clipper("gpt2-small", type.name().toLowerCase(Locale.ROOT), 1));
         }
         report("dtype " + type + ", gpt2-small, clip, 1 thread", contenders, Math.max(5, rounds / 2), 1);
         one.stop();
@@ -139,12 +131,8 @@ public final class Interleaved {
     static void passes(DType type, int rounds) {
         TypedState grads = state("gpt2-small", type);
         Engine engine = new Engine(KernelProvider.kernels(), 1, Long.MAX_VALUE);
-        NormState state = new NormState();
         Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
-        contenders.put("norm pass", () -> {
-            engine.norm(grads.table, NormType.L2, 2, false, false, state);
-            return state.norm();
-        });
+        contenders.put("norm pass", normPass(engine, grads, false));
         contenders.put("read (its limit)", () -> StreamLimit.read(grads.segments));
         contenders.put("scale pass", () -> {
             engine.scale(grads.table, ClipBenchmark.SHRINK);
@@ -170,11 +158,7 @@ public final class Interleaved {
         Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
         for (boolean report : new boolean[] {false, true}) {
             Engine engine = new Engine(KernelProvider.kernels(), 1, Long.MAX_VALUE);
-            NormState state = new NormState();
-            contenders.put("norm" + (report ? " + report" : ""), () -> {
-                engine.norm(grads.table, NormType.L2, 2, report, report, state);
-                return state.norm();
-            });
+            contenders.put("norm" + (report ? " + report" : ""), normPass(engine, grads, report));
         }
         List<ClipperBenchmark.Clip> clips = new ArrayList<>();
         for (int threads : new int[] {1, 2}) {
@@ -215,16 +199,8 @@ public final class Interleaved {
                 contenders.put("C OpenMP, " + threads + "T", () -> c.clip(threads));
                 contenders.put("gradclip bf16, " + threads + "T", () -> benchmark.gradclip(halves, halfClip));
                 if (torch != null) {
-                    Runnable torchClip = torch.clipper(workload, "float32", threads);
-                    Runnable torchHalfClip = torch.clipper(workload, "bfloat16", threads);
-                    contenders.put("torch, " + threads + "T", () -> {
-                        torchClip.run();
-                        return 0;
-                    });
-                    contenders.put("torch bf16, " + threads + "T", () -> {
-                        torchHalfClip.run();
-                        return 0;
-                    });
+                    contenders.put("torch, " + threads + "T", torch.clipper(workload, "float32", threads));
+                    contenders.put("torch bf16, " + threads + "T", torch.clipper(workload, "bfloat16", threads));
                 }
             }
             report("versus C, " + workload + " FLOAT32 (" + floats.table.bytes() / 1024 + " KiB; bf16: half that)",
@@ -233,6 +209,15 @@ public final class Interleaved {
         clips.forEach(ClipperBenchmark.Clip::stop);
         floats.free();
         halves.free();
+    }
+
+    /** The L2 norm pass alone (with the per-tensor report and its non-finite count if asked), as a contender. */
+    private static DoubleSupplier normPass(Engine engine, TypedState grads, boolean report) {
+        NormState state = new NormState();
+        return () -> {
+            engine.norm(grads.table, NormType.L2, 2, report, report, state);
+            return state.norm();
+        };
     }
 
     /** A clip at 1 and 2 threads, with and without the report; 2 threads also with no size cut-off. */

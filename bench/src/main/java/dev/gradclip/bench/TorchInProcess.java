@@ -9,6 +9,7 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.util.function.DoubleSupplier;
 
 /**
  * torch 1.13's {@code clip_grad_norm_} inside this JVM: CPython is embedded through FFM and runs
@@ -67,14 +68,18 @@ final class TorchInProcess {
 
     /**
      * A clip of {@code workload}'s gradients in {@code dtype} (torch's name, e.g. "bfloat16") at
-     * {@code threads} threads; the gradients are built on the first call for the pair, and shared.
+     * {@code threads} threads, as an {@link Interleaved} contender (its value is 0: the norm stays in
+     * Python); the gradients are built on the first call for the pair, and shared.
      */
-    Runnable clipper(String workload, String dtype, int threads) {
+    DoubleSupplier clipper(String workload, String dtype, int threads) {
         String key = workload + "/" + dtype;
         exec("if '" + key + "' not in clips:\n    clips['" + key + "'] = clip_bench.clipper('" + dtype + "', clip_bench."
                 + workload.replace('-', '_') + "())[1]");
         MemorySegment statement = arena.allocateFrom("torch.set_num_threads(" + threads + "); clips['" + key + "']()");
-        return () -> exec(statement);
+        return () -> {
+            exec(statement);
+            return 0;
+        };
     }
 
     private void exec(String code) {
