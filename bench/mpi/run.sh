@@ -18,12 +18,13 @@ if [ -z "$java" ]; then
 fi
 [ -n "$java" ] || { echo "run.sh: no JDK 25 found; set JAVA=/path/to/jdk-25/bin/java" >&2; exit 2; }
 command -v mpirun >/dev/null || { echo "run.sh: no mpirun; apt-get install openmpi-bin libopenmpi-dev" >&2; exit 2; }
-./mvnw -q compile
+./mvnw -q -pl examples -am compile
+cp="core/target/classes:mpi/target/classes:examples/target/classes"
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(mpirun --version | head -1); java: $java"
 for np in ${RANKS:-2 4}; do
   echo
   echo "== mpirun -np $np"
   mpirun --allow-run-as-root --oversubscribe -np "$np" "$java" --add-modules=jdk.incubator.vector \
-      --enable-native-access=ALL-UNNAMED -Xmx2g -cp target/classes \
-      dev.gradclip.mpi.ShardedClipDemo --reps="${REPS:-15}" "$@" 2>&1 | grep -v '^WARNING: Using incubator modules'
+      --enable-native-access=ALL-UNNAMED -Xmx2g -cp "$cp" \
+      dev.gradclip.demo.ShardedClipDemo --reps="${REPS:-15}" "$@" 2>&1 | grep -v '^WARNING: Using incubator modules'
 done

@@ -1,0 +1,65 @@
+package dev.gradclip.mpi;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The Open MPI adapter under a real {@code mpirun}, in child JVMs. Skipped, with a message that says
+ * how to enable it, where {@code mpirun} is not installed. Each job has a hard time limit, so a
+ * hanging rank fails the test instead of hanging the build.
+ */
+class MpiIntegrationTest {
+
+    /** 4 ranks start and finish in about 1.3 s on 2 cores; a clip job took 42 s at load average 13: headroom for busy machines. */
+    private static final long JOB_SECONDS = 180;
+
+    @ParameterizedTest(name = "mpirun -np {0}")
+    @ValueSource(ints = {4, 3, 1})
+    @Timeout(value = 210, unit = TimeUnit.SECONDS)
+    void wordsSumAndMaxExactlyOnEveryRankAndMismatchedCountsFailEverywhere(int ranks) throws Exception {
+        MpiRun.Result result = MpiRun.run(ranks, JOB_SECONDS, MpiWordsCheck.class);
+        assertJobPassed(result, ranks);
+        long mismatches = result.output().lines().filter(line -> line.startsWith("MISMATCH rank ")).count();
+        assertEquals(ranks == 1 ? 0 : ranks, mismatches, "every rank must report the word-count mismatch\n" + result.output());
+    }
+
+    @ParameterizedTest(name = "mpirun -np {0}")
+    @ValueSource(ints = {4, 3})
+    @Timeout(value = 210, unit = TimeUnit.SECONDS)
+    void shardedClipsHaveTheUnsplitBitsOnEveryRank(int ranks) throws Exception {
+        MpiRun.Result result = MpiRun.run(ranks, JOB_SECONDS, MpiClipCheck.class);
+        assertJobPassed(result, ranks);
+        long errors = result.output().lines().filter(line -> line.startsWith("ERROR policy on rank ")).count();
+        assertEquals(ranks, errors, "every rank must throw under NonFinite.ERROR\n" + result.output());
+    }
+
+    @Test
+    @Timeout(value = 210, unit = TimeUnit.SECONDS)
+    void mpiIsInitializedOncePerProcess() throws Exception {
+        MpiRun.Result result = MpiRun.run(1, JOB_SECONDS, MpiLifecycleCheck.class);
+        assertJobPassed(result, 1);
+    }
+
+    /** Exit code 0, one OK line per rank (each rank once), and no FAIL line. */
+    static void assertJobPassed(MpiRun.Result result, int ranks) {
+        String context = String.join(" ", result.command()) + "\n" + result.output();
+        assertFalse(result.exitCode() == -1, "mpirun job timed out after " + JOB_SECONDS + " s and was killed\n" + context);
+        assertEquals(0, result.exitCode(), "mpirun exit code\n" + context);
+        assertFalse(result.output().contains("FAIL rank"), context);
+        List<String> ok = result.output().lines().filter(line -> line.startsWith("OK rank ")).toList();
+        assertEquals(ranks, ok.size(), "OK lines\n" + context);
+        for (int r = 0; r < ranks; r++) {
+            String prefix = "OK rank " + r;
+            assertTrue(ok.stream().anyMatch(line -> line.equals(prefix) || line.startsWith(prefix + " ")),
+                    "no OK from rank " + r + "\n" + context);
+        }
+    }
+}
