@@ -5,7 +5,7 @@ CPU time per op, each side centred on its own median:
   within   - mean standard deviation of the iterations inside one fork
   lag1     - correlation of the fork medians of forks run one after the other (either side)
   paired   - sd of the log ratio B/A within each pair, over sqrt(2) * between: 1 means pairing gains nothing
-Usage: analyse.py RUN_DIR...   (bench/results/gate-calibration/*)"""
+Usage: bench/gate-noise.py RUN_DIR...   (gate run directories: bench/regress commits ... --out RUN_DIR)"""
 import json, math, os, re, statistics as st, sys
 
 def forks(path):
