@@ -41,7 +41,10 @@ class MpiIntegrationTest {
         assertEquals(ranks, errors, "every rank must throw under NonFinite.ERROR\n" + result.output());
     }
 
-    /** The README's example, on the smaller model and one timed clip, so that it cannot rot. */
+    /**
+     * The demo of docs/sharding.md, section "Running under mpirun", on the smaller model and one timed
+     * clip, so that it cannot rot.
+     */
     @Test
     @Timeout(value = 210, unit = TimeUnit.SECONDS)
     void theShardedClipDemoRunsAndFindsTheSingleProcessBits() throws Exception {

@@ -159,7 +159,7 @@ public class OrderBenchmark {
     /**
      * 4 accumulators of the preferred width with fma; blocks into the exact sum. A copy of
      * {@link #v01Norm}'s loop with two lines changed, not a flag: a flag choosing between vector
-     * expressions in the loop makes C2 box the vectors (bench/RESULTS.md).
+     * expressions in the loop makes C2 box the vectors (docs/performance.md, section "One loop per dtype").
      */
     static double widthFmaNorm(TensorTable table, ExactSum exact) {
         exact.clear();
