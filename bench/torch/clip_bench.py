@@ -1,4 +1,5 @@
-"""torch's clip_grad_norm_ on gradclip's model-shaped workloads, for bench/RESULTS.md.
+"""torch's clip_grad_norm_ on gradclip's model-shaped workloads (docs/benchmarking.md, section "Baselines:
+C and torch").
 
 Needs torch (Debian 12: apt-get install python3-torch, which is torch 1.13.1; run with /usr/bin/python3).
 Prints the median of RUNS runs for the norm alone and for a clip that scales on every call: every dtype on

@@ -11,7 +11,8 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
- * What the README promises about a tensor cut inside itself across participants: the norm stays
+ * What docs/sharding.md, section "A tensor split inside itself", promises about a tensor cut inside itself
+ * across participants: the norm stays
  * within the error bound, the inf-norm is exact for any cut, and cuts at a multiple of the 4096-element
  * block keep the unsplit bits (the blocks are the same), while other cuts may change the last bits,
  * because the blocks start at each piece's first element.
@@ -56,7 +57,7 @@ class TensorCutTest {
                     }
                 }
             }
-            // Not a guarantee, but what the README says happens: some unaligned cuts change the last bits.
+            // Not a guarantee, but what the docs say happens: some unaligned cuts change the last bits.
             assertTrue(differing > 0, "no unaligned cut changed the bits; update the README's explanation");
         }
     }

@@ -50,9 +50,9 @@ public final class Gate {
      * The quick gate profile: gradclip's clip on one in-cache size (4K floats, in L1) and on GPT-2-small
      * (DRAM), the two regimes the clip has. Each workload is its own leg, with its own forks, because the
      * noise that matters differs. A fork is the unit of noise: iterations within a fork agree with each
-     * other far more than forks do (bench/RESULTS.md, "Where the noise is"), so more forks narrow the test and
-     * longer forks do not. A 4K fork needs little time, so it gets many short forks; a GPT-2-small fork
-     * needs its 500 MB set up and 80 ms per op, so it gets fewer, longer ones.
+     * other far more than forks do (docs/benchmarking.md, section "Where the noise is"), so more forks
+     * narrow the test and longer forks do not. A 4K fork needs little time, so it gets many short forks;
+     * a GPT-2-small fork needs its 500 MB set up and 80 ms per op, so it gets fewer, longer ones.
      */
     static final String BENCH = "^dev\\.gradclip\\.bench\\.ClipBenchmark\\.gradclipVector$";
     static final String WORKLOADS = "flat-4K,gpt2-small";

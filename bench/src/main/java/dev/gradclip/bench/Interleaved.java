@@ -22,7 +22,8 @@ import java.util.function.DoubleSupplier;
  * Same-JVM, interleaved comparisons for a noisy shared machine: each round runs every contender once,
  * in a new random order, so drift in the machine's load hits all of them alike; the medians over the
  * rounds and their ratios are printed. JMH runs contenders one after another, and on this 2-core
- * machine shared with other jobs that spread two sequential runs by up to 2x (bench/RESULTS.md).
+ * machine shared with other jobs that spread two sequential runs by up to 2x (docs/benchmarking.md,
+ * section "Same-JVM comparisons").
  *
  * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report|passes [rounds]
  * java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved dtypes-torch [rounds]

@@ -12,11 +12,12 @@ import java.util.Locale;
 import java.util.Random;
 
 /**
- * What the kernel provider's choice costs on a CPU shape the JVM can emulate (hardening issue): one
+ * What the kernel provider's choice costs on a CPU shape the JVM can emulate: one
  * JVM per flag set, each timing a norm and a clip of one tensor of every dtype with whatever kernels
  * the provider chose, and printing the provider's line on stderr. {@code bench/kernel-choice} runs it
  * under {@code -XX:UseAVX=0/1/2}, {@code -XX:MaxVectorSize=16/32} and {@code -XX:-UseFMA}; alternate
- * two checkouts' jars to compare them, as bench/RESULTS.md did. Medians of 9 calls after 2 s of warm-up:
+ * two checkouts' jars to compare them (docs/performance.md, section "Kernel choice on other CPUs").
+ * Medians of 9 calls after 2 s of warm-up:
  * the gaps this looks for are 3x to 1000x, far above this machine's noise.
  *
  * <pre>java --add-modules=jdk.incubator.vector [flags] -cp benchmarks.jar dev.gradclip.bench.KernelChoice [elements]</pre>

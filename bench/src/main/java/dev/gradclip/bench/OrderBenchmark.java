@@ -32,12 +32,12 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The question of the numerics issue: what does one summation order on every CPU cost? The shipped
- * 0.2 float32 norm (32 fixed lanes: 8 rotating accumulators of 4 doubles, fma, exact block sums)
- * beside two width-dependent orders: {@code v01}, gradclip 0.1's kernel as it shipped (4
+ * What does one summation order on every CPU cost (docs/performance.md, section "The fixed summation
+ * order")? The shipped float32 norm (32 fixed lanes: 8 rotating accumulators of 4 doubles, fma, exact
+ * block sums) beside two width-dependent orders: {@code v01}, gradclip 0.1's kernel as it shipped (4
  * accumulators of the preferred width, multiply then add, a Neumaier sum of the blocks), and
  * {@code widthFma}, the same with fma and the exact block sums (the fastest width-dependent kernel
- * measured for the issue). The clip adds the shipped scale pass to each. Float32, one thread.
+ * measured). The clip adds the shipped scale pass to each. Float32, one thread.
  *
  * <pre>java -jar benchmarks.jar --jmh OrderBenchmark -p workload=flat-4K,flat-16M,gpt2-small -p memory=native</pre>
  */
@@ -159,7 +159,7 @@ public class OrderBenchmark {
     /**
      * 4 accumulators of the preferred width with fma; blocks into the exact sum. A copy of
      * {@link #v01Norm}'s loop with two lines changed, not a flag: a flag choosing between vector
-     * expressions in the loop makes C2 box the vectors (bench/RESULTS.md).
+     * expressions in the loop makes C2 box the vectors (docs/performance.md, section "One loop per dtype").
      */
     static double widthFmaNorm(TensorTable table, ExactSum exact) {
         exact.clear();

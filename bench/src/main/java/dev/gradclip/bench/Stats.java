@@ -15,7 +15,7 @@ import java.util.SplittableRandom;
  * A fork and a B fork, of the ratio B/A (taken in logs). It is the estimate that goes with the Mann-Whitney
  * test, and it suits this machine's noise. There, one side's forks often fall into two groups, one about
  * 20 % slower than the other for the fork's whole life (most likely another tenant on the same core;
- * bench/RESULTS.md, "Where the noise is"). The median of such a sample sits between the groups and jumps
+ * docs/benchmarking.md, section "Where the noise is"). The median of such a sample sits between the groups and jumps
  * when one fork changes groups. The shift compares every fork with every other: the pairs within a group
  * pile up at the true change, and the pairs across groups fall on both sides of it. {@link Estimator}
  * also offers the ratio of medians (ClickHouse's statistic) or of any other quantile.

@@ -38,7 +38,7 @@ final class StreamLimit {
     /**
      * Chunks of the same length as gradclip's blocks, each its own int-indexed loop with fresh
      * accumulators: one long-indexed loop over a whole segment, with accumulators carried across
-     * segments, measured up to 3x slower than this (bench/RESULTS.md).
+     * segments, measured up to 3x slower than this (docs/benchmarking.md, section "The streaming limit").
      */
     private static float readChunk(MemorySegment g, long from, int length) {
         FloatVector a0 = FloatVector.zero(FLOATS);

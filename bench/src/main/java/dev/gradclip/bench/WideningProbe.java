@@ -14,7 +14,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Ways to widen bfloat16 for its sum of squares (bench/RESULTS.md, numerics issue). Each squares every
+ * Ways to widen bfloat16 for its sum of squares (docs/performance.md, section "Half-width loads"). Each squares every
  * element exactly in double, so the sums agree to rounding (each is checked against the full-width form
  * to 1e-12, relative; the half-width form adds in another order); only the cost differs:
  * <ul>

@@ -16,7 +16,8 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
 
     /**
      * Below this many bytes a call stays on the calling thread: waking a parked worker costs tens of
-     * microseconds, about what one core needs for this much memory (bench/RESULTS.md).
+     * microseconds, about what one core needs for this much memory (docs/performance.md, section
+     * "The parallel cut-off").
      */
     public static final long DEFAULT_MIN_PARALLEL_BYTES = 1L << 20;
 

@@ -9,7 +9,8 @@ import java.util.Locale;
  * reference with one line that says why (and how to enable the fast path where a flag can). The
  * library never fails because a flag is missing.
  *
- * <p>The vector kernels are slower than the scalar ones (measured on Zen 1, bench/RESULTS.md) where:
+ * <p>The vector kernels are slower than the scalar ones (measured on Zen 1: docs/performance.md, section
+ * "Kernel choice on other CPUs") where:
  * the Vector API module is missing or C2 is off; the preferred vectors are narrower than their 256
  * bits (x86 without AVX2, {@code -XX:UseAVX=0/1}, {@code -XX:MaxVectorSize=16}: 256-bit species are
  * then emulated, 6x slower than scalar in gradclip 0.1); or there is no hardware FMA ({@code -XX:-UseFMA},

@@ -66,7 +66,7 @@ final class NormLoop {
      * widened float16 load 4 floats at a time, the pairs 4 ints whose halves become the two vectors.
      * A 256-bit vector would need its upper half extracted before the second conversion, which made
      * the loop 1.3-1.6x slower in cache and its GPT-2-small pass 9-24 % slower for float32 and bfloat16 on
-     * Zen 1 (bench/RESULTS.md).
+     * Zen 1 (docs/performance.md, section "Half-width loads").
      *
      * <p>Float32, float64 and float16 widened ahead ({@link #WIDENED}) come in element order: step
      * vector i holds lanes 4i..4i+3 of its quarter row. Bfloat16 (and float16 where it is not widened

@@ -102,9 +102,9 @@ public final class ScalarKernels implements Kernels {
      * Whether the JDK's float16 conversions ({@link Float#float16ToFloat}, {@link Float#floatToFloat16})
      * beat the bit operations below. Where the CPU converts float16 in hardware (x86 F16C, ARM) the
      * JDK's are intrinsics and 1.6x faster inside these kernels; without (an x86 without AVX) they are
-     * Java code, 3 to 5x slower (bench/RESULTS.md). Timed by {@link StartupTiming}: the intrinsic is
-     * an instruction against a dozen operations, the Java code dozens against a dozen, interpreted as
-     * compiled.
+     * Java code, 3 to 5x slower (docs/performance.md, section "Kernel choice on other CPUs"). Timed by
+     * {@link StartupTiming}: the intrinsic is an instruction against a dozen operations, the Java code
+     * dozens against a dozen, interpreted as compiled.
      */
     private static boolean jdkFloat16IsFaster() {
         short[] halves = new short[512];

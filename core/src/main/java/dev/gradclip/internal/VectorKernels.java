@@ -66,7 +66,7 @@ public final class VectorKernels implements Kernels {
      * The loops, one hidden-class copy per dtype and variant ({@link Specialized}): the same bytecode,
      * compiled by C2 with the dtype a constant, so each copy's vectors stay in registers. One shared
      * loop with the dtype as an argument boxed its vectors once two dtypes had run (merging vectors from
-     * different load paths): 5 MB and 10x the time per call (bench/RESULTS.md).
+     * different load paths): 5 MB and 10x the time per call (docs/performance.md, section "One loop per dtype").
      */
     private static final MethodHandle[][][] NORM = normLoops();
     private static final MethodHandle[][] MAP = mapLoops();

@@ -20,7 +20,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
- * The RNN experiment of issue 11: a vanilla tanh RNN on the addition problem, trained with each
+ * The RNN experiment (docs/experiment.md): a vanilla tanh RNN on the addition problem, trained with each
  * {@link Strategy} on the same seeds and data, at several sequence lengths and learning rates.
  *
  * <pre>

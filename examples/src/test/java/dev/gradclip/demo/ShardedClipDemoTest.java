@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The sharded demo that docs/sharding.md shows, under a real {@code mpirun} on the smaller model with
+ * The demo of docs/sharding.md, section "Running under mpirun", under a real {@code mpirun} on the smaller model with
  * one timed clip, so that it cannot rot. Skipped where Open MPI is not installed.
  */
 class ShardedClipDemoTest {

@@ -149,9 +149,9 @@ public final class Mpi implements AllReduce, AutoCloseable {
      * Whether each {@link #sum}/{@link #max} first checks that every rank passes the same word count
      * (default true). The check is one extra all-reduce of two words (the count and its negation,
      * with MAX: every rank sees the largest and the smallest count), so it about doubles the latency
-     * of a small all-reduce: 40-80 µs more per call on the machine measured in bench/RESULTS.md,
-     * small beside a clip of a model worth sharding. Turn it off only on every rank alike: the
-     * setting changes the call sequence, and ranks that disagree on it hang.
+     * of a small all-reduce: 2.9 to 5.9 µs per call at -np 2 on the machine of docs/sharding.md,
+     * section "What the hook costs", small beside a clip of a model worth sharding. Turn it off only
+     * on every rank alike: the setting changes the call sequence, and ranks that disagree on it hang.
      *
      * @return this instance
      */
