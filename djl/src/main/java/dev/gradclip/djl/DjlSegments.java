@@ -101,6 +101,11 @@ public final class DjlSegments {
             throw new IllegalArgumentException(label + " belongs to the " + engine
                     + " engine; gradclip-djl aliases arrays of the PyTorch engine only");
         }
+        // The width first: a string array has no tensor behind it to ask for a device.
+        DataType type = array.getDataType();
+        if (type.getNumOfBytes() <= 0) {
+            throw new IllegalArgumentException(label + " holds " + type + ", which has no fixed element width");
+        }
         Device device = array.getDevice();
         if (!Device.Type.CPU.equals(device.getDeviceType())) {
             throw new IllegalArgumentException(label + " is on " + device
@@ -109,10 +114,6 @@ public final class DjlSegments {
         if (array.getSparseFormat() != SparseFormat.DENSE) {
             throw new IllegalArgumentException(label + " is sparse (" + array.getSparseFormat()
                     + "); only dense arrays have their elements in one range of memory");
-        }
-        DataType type = array.getDataType();
-        if (type.getNumOfBytes() <= 0) {
-            throw new IllegalArgumentException(label + " holds " + type + ", which has no fixed element width");
         }
         long bytes = array.size() * type.getNumOfBytes();
         ByteBuffer first = array.toByteBuffer(true);
@@ -133,13 +134,13 @@ public final class DjlSegments {
         return segment;
     }
 
-    /** "array \"name\" (shape, type)", or "array (shape, type)" for an unnamed one. */
+    /** {@code array "name" (shape, type)}, without the name for an unnamed array and without the brackets for a closed one. */
     static String describe(NDArray array) {
         if (array == null) {
             throw new NullPointerException("array is null");
         }
         String name = array.getName();
-        String what = array.isReleased() ? "closed" : array.getShape() + ", " + array.getDataType();
-        return "array " + (name == null ? "" : '"' + name + "\" ") + '(' + what + ')';
+        String label = name == null ? "array" : "array \"" + name + '"';
+        return array.isReleased() ? label : label + " (" + array.getShape() + ", " + array.getDataType() + ')';
     }
 }

@@ -1,0 +1,53 @@
+package dev.gradclip.djl;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Limits of DJL 0.36 with PyTorch 2.7.1 that the documentation states, checked in a child JVM
+ * because they abort the JVM: when a DJL upgrade lifts one, this test fails and the bfloat16 path
+ * can be tested on real arrays.
+ */
+class DjlLimitsTest {
+
+    /** Child JVM: loads the engine, says so, then asks DJL for a (3) array of the named type. */
+    public static void main(String[] args) {
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
+            manager.zeros(new Shape(3), DataType.FLOAT32);
+            System.out.println("engine loaded");
+            System.out.flush();
+            DataType type = DataType.valueOf(args[0]);
+            System.out.println("created " + manager.zeros(new Shape(3), type).getDataType());
+        }
+    }
+
+    @Test
+    void creatingABfloat16ArrayAbortsTheJvm() throws IOException, InterruptedException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process child = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-Dai.djl.offline=true",
+                "-cp", System.getProperty("java.class.path"), DjlLimitsTest.class.getName(), "BFLOAT16")
+                .redirectErrorStream(true)
+                .start();
+        child.getOutputStream().close();
+        String output = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(child.waitFor(120, TimeUnit.SECONDS), output);
+        List<String> lines = output.lines().filter(line -> !line.startsWith("SLF4J")).toList();
+        assertTrue(lines.contains("engine loaded"), output);
+        assertTrue(lines.contains("terminate called without an active exception"), output);
+        assertTrue(lines.stream().noneMatch(line -> line.startsWith("created")), output);
+        assertNotEquals(0, child.exitValue(), output);
+        assertEquals(134, child.exitValue(), "SIGABRT: " + output);
+    }
+}
