@@ -8,11 +8,14 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -36,8 +39,13 @@ class DjlLimitsTest {
     @Test
     void creatingABfloat16ArrayAbortsTheJvm() throws IOException, InterruptedException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        // On the module path the test classes are patched into the module: name every entry for a class-path child.
+        String classPath = Stream.of(System.getProperty("test.classes"), System.getProperty("jdk.module.path"),
+                        System.getProperty("java.class.path"))
+                .filter(entry -> entry != null && !entry.isEmpty())
+                .collect(Collectors.joining(File.pathSeparator));
         Process child = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-Dai.djl.offline=true",
-                "-cp", System.getProperty("java.class.path"), DjlLimitsTest.class.getName(), "BFLOAT16")
+                "-cp", classPath, DjlLimitsTest.class.getName(), "BFLOAT16")
                 .redirectErrorStream(true)
                 .start();
         child.getOutputStream().close();
