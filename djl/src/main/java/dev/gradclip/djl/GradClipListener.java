@@ -114,6 +114,8 @@ public final class GradClipListener extends TrainingListenerAdapter {
     /**
      * Clips the model's gradients by their global norm; DJL calls it after the backward pass.
      *
+     * @param trainer the trainer whose model's gradients are clipped
+     * @param batchData not read (a hand-written loop may pass null)
      * @throws IllegalStateException if the trainer has more than one device, or a trained parameter
      *     has no gradient at the first batch
      * @throws IllegalArgumentException if a gradient cannot be aliased or has an unsupported data
@@ -138,7 +140,11 @@ public final class GradClipListener extends TrainingListenerAdapter {
         lastReport = report;
     }
 
-    /** Lets go of the gradients; DJL calls it from {@code trainer.close()}. */
+    /**
+     * Lets go of the gradients; DJL calls it from {@code trainer.close()}.
+     *
+     * @param trainer the trainer that is closing
+     */
     @Override
     public void onTrainingEnd(Trainer trainer) {
         release();
