@@ -2,7 +2,7 @@ package dev.gradclip.djl;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -79,7 +79,7 @@ class GradClipListenerTest {
                 Twins.backward(trainer, batches.get(), DataType.FLOAT32);
                 trainer.step();
                 assertEquals(2, listener.lastReport().size());
-                assertNotEquals(all, listener.lastReport());
+                assertNotSame(all, listener.lastReport());
 
                 model.getBlock().getChildren().get(0).getValue().freezeParameters(false);
                 Twins.backward(trainer, batches.get(), DataType.FLOAT32);

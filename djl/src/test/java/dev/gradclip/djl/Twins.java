@@ -53,7 +53,7 @@ final class Twins {
         return Linear.builder().setUnits(OUTPUTS).build();
     }
 
-    /** A model of this block and type whose weights are drawn from {@code Random(seed)}, in parameter order. */
+    /** A model of this block whose parameters are of this type (on {@link #trainer}'s initialization). */
     static Model model(Block block, DataType type) {
         Model model = Model.newInstance("twin", Device.cpu());
         model.setBlock(block);
@@ -61,7 +61,10 @@ final class Twins {
         return model;
     }
 
-    /** A trainer with SGD at this learning rate, the L2 loss (half the mean squared error) and these listeners. */
+    /**
+     * A trainer with SGD at this learning rate, the L2 loss (half the mean squared error) and these
+     * listeners, whose model's weights are drawn from {@code Random(seed)} in parameter order.
+     */
     static Trainer trainer(Model model, float learningRate, long seed, TrainingListener... listeners) {
         Random random = new Random(seed);
         DefaultTrainingConfig config = new DefaultTrainingConfig(Loss.l2Loss())
