@@ -50,6 +50,7 @@ public final class Nd4jSegments {
      *     backend does not keep it in host memory
      * @throws NullPointerException if {@code array} is null
      */
+    @SuppressWarnings("restricted") // reinterpret: the flag is documented above
     public static MemorySegment of(INDArray array) {
         if (array == null) {
             throw new NullPointerException("array is null");

@@ -10,8 +10,6 @@ import org.nd4j.linalg.factory.Nd4j;
 /** Test arrays and element access through a segment, for the four floating-point types. */
 final class Elements {
 
-    static final DataType[] FLOATING = {DataType.FLOAT, DataType.DOUBLE, DataType.HALF, DataType.BFLOAT16};
-
     private Elements() {}
 
     /** An array of the type and order holding 1, 2, 3, ... in its own (logical, row-major) element order. */

@@ -53,7 +53,7 @@ class Nd4jSegmentsTest {
         }
         // Every element positive before: the parent's sum moved by exactly twice the view's, so nothing else changed.
         assertEquals(parentSum - 2 * viewSum, parent.castTo(DataType.DOUBLE).sumNumber().doubleValue());
-        assertEquals(view.length(), parent.lt(0).castTo(DataType.INT).sumNumber().longValue(),
+        assertEquals(view.length(), parent.lt(0).castTo(DataType.INT32).sumNumber().longValue(),
                 "exactly the view's elements were written");
     }
 
@@ -151,7 +151,7 @@ class Nd4jSegmentsTest {
     @Test
     void everyDataTypeMapsOrIsRefused() {
         Map<DataType, DType> supported = Map.of(DataType.FLOAT, DType.FLOAT32, DataType.DOUBLE, DType.FLOAT64,
-                DataType.HALF, DType.FLOAT16, DataType.BFLOAT16, DType.BFLOAT16);
+                DataType.FLOAT16, DType.FLOAT16, DataType.BFLOAT16, DType.BFLOAT16);
         for (DataType type : DataType.values()) {
             assertEquals(supported.get(type), Nd4jSegments.forType(type), type.name());
         }
@@ -165,7 +165,7 @@ class Nd4jSegmentsTest {
     @ParameterizedTest
     @EnumSource(value = DataType.class, names = {"COMPRESSED", "UNKNOWN"}, mode = EnumSource.Mode.EXCLUDE)
     void everyCreatableDataType(DataType type) {
-        Set<DataType> floating = EnumSet.of(DataType.FLOAT, DataType.DOUBLE, DataType.HALF, DataType.BFLOAT16);
+        Set<DataType> floating = EnumSet.of(DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16);
         if (type == DataType.UTF8) {
             INDArray strings = Nd4j.create("gradient", "clip");
             assertEquals(DataType.UTF8, strings.dataType());
