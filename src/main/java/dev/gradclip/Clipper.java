@@ -95,6 +95,10 @@ public final class Clipper implements AutoCloseable {
      * counts as they are). The division rounds once more, so the norms' error bounds grow by
      * 2^-53 relative. With {@code scale} 1 this is {@code clip(grads, report)}.
      *
+     * @param grads buffers holding {@code scale} times the gradient
+     * @param scale the factor the buffers carry, e.g. the minibatch size; positive and finite
+     * @param report filled with the figures of {@code grads / scale}
+     * @return the global norm of {@code grads / scale} from before clipping
      * @throws IllegalArgumentException if {@code scale} is not positive and finite (nothing is written)
      */
     public double clipScaled(Gradients grads, double scale, GradReport report) {

@@ -64,6 +64,7 @@ public final class GradClipListener extends BaseTrainingListener {
      * A listener that clips with {@code clipper} (its maxNorm, normType, non-finite policy and
      * threads); the caller keeps ownership and closes it after training.
      *
+     * @param clipper the configured clip, used on every step
      * @throws NullPointerException if {@code clipper} is null
      */
     public GradClipListener(Clipper clipper) {
@@ -94,6 +95,8 @@ public final class GradClipListener extends BaseTrainingListener {
      * The last clip's report: the mean gradient's global norm, the coefficient, whether it clipped,
      * each gradient's norm by its DL4J name ({@code "0_W"}, {@code "dense_b"}). Null before the first
      * clip. The same object, filled again on every step: copy what should outlive the step.
+     *
+     * @return the report of the last step, or null before the first
      */
     public GradReport lastReport() {
         return last;

@@ -45,6 +45,8 @@ public final class Nd4jSegments {
      * A segment over exactly the array's elements, in memory order, aliasing the array's memory: a
      * write through either one is seen through the other. An empty array gives an empty segment.
      *
+     * @param array a CPU array whose elements fill one memory range
+     * @return a segment of {@code length() * dataType().width()} bytes at the array's first element
      * @throws IllegalArgumentException if the array's elements do not fill one gap-free memory range,
      *     if its data type has no fixed element size (UTF8, COMPRESSED), if it was closed, or if the
      *     backend does not keep it in host memory
@@ -87,6 +89,8 @@ public final class Nd4jSegments {
      * {@link DType#FLOAT64}, HALF (FLOAT16) to {@link DType#FLOAT16}, BFLOAT16 to
      * {@link DType#BFLOAT16}.
      *
+     * @param array an array of one of those four types
+     * @return the matching gradclip dtype
      * @throws IllegalArgumentException for any other data type (integers, BOOL, UTF8, ...)
      * @throws NullPointerException if {@code array} is null
      */
