@@ -102,12 +102,12 @@ class GradClipListenerTest {
      * listener did to the applied update: scaled to {@code maxNorm} (or left alone below it), the
      * direction kept, BatchNorm's statistics untouched.
      *
-     * @param divisor how the updater turns the summed gradient into the applied one: the batch size, or 1
      * @param tolerance relative, for the norm and for the distance to the scaled twin update
+     * @param options the Clipper's other settings
      */
     private static void trainAndCompare(Twins twins, DataType type, double maxNorm, boolean expectClip,
-                                        boolean miniBatch, double tolerance) {
-        try (Clipper clipper = Clipper.builder().maxNorm(maxNorm).build()) {
+                                        double tolerance, Clipper.Builder options) {
+        try (Clipper clipper = options.maxNorm(maxNorm).build()) {
             GradClipListener listener = new GradClipListener(clipper);
             UpdateCapture clippedUpdate = new UpdateCapture();
             UpdateCapture plainUpdate = new UpdateCapture();
@@ -192,25 +192,32 @@ class GradClipListenerTest {
     @ParameterizedTest
     @EnumSource(value = DataType.class, names = {"FLOAT", "DOUBLE"})
     void multiLayerNetworkUpdateIsTheTwinsScaledToMaxNorm(DataType type) {
-        trainAndCompare(layerTwins(type, true), type, 0.5, true, true, tolerance(type));
+        trainAndCompare(layerTwins(type, true), type, 0.5, true, tolerance(type), Clipper.builder());
     }
 
     @ParameterizedTest
     @EnumSource(value = DataType.class, names = {"FLOAT", "DOUBLE"})
     void computationGraphUpdateIsTheTwinsScaledToMaxNorm(DataType type) {
-        trainAndCompare(graphTwins(type), type, 0.5, true, true, tolerance(type));
+        trainAndCompare(graphTwins(type), type, 0.5, true, tolerance(type), Clipper.builder());
+    }
+
+    /** Worker threads clip DL4J's memory too: the same results with every tensor handed to two threads. */
+    @Test
+    void twoThreadsClipTheSame() {
+        trainAndCompare(graphTwins(DataType.DOUBLE), DataType.DOUBLE, 0.5, true, 1e-10,
+                Clipper.builder().threads(2).minParallelBytes(0));
     }
 
     /** Without minibatch division the applied gradient is the sum, and that is what is clipped. */
     @Test
     void withoutMinibatchDivisionTheSumIsClipped() {
-        trainAndCompare(layerTwins(DataType.DOUBLE, false), DataType.DOUBLE, 2.0, true, false, 1e-10);
+        trainAndCompare(layerTwins(DataType.DOUBLE, false), DataType.DOUBLE, 2.0, true, 1e-10, Clipper.builder());
     }
 
     @Test
     void underTheThresholdTheUpdateIsUnchanged() {
-        trainAndCompare(layerTwins(DataType.FLOAT, true), DataType.FLOAT, 1e4, false, true, 1e-5);
-        trainAndCompare(graphTwins(DataType.FLOAT), DataType.FLOAT, 1e4, false, true, 1e-5);
+        trainAndCompare(layerTwins(DataType.FLOAT, true), DataType.FLOAT, 1e4, false, 1e-5, Clipper.builder());
+        trainAndCompare(graphTwins(DataType.FLOAT), DataType.FLOAT, 1e4, false, 1e-5, Clipper.builder());
     }
 
     @Test

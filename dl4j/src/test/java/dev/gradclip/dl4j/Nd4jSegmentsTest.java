@@ -97,18 +97,31 @@ class Nd4jSegmentsTest {
         assertAliases(p, p.permute(1, 2, 0));
     }
 
-    @Test
-    void aClipThroughTheSegmentsReachesTheArrays() {
-        INDArray flat = Elements.counting(DataType.FLOAT, 'f', 1, 60);
+    /** A clip through segments of DL4J-style views reaches the array, in each of the four types. */
+    @ParameterizedTest
+    @EnumSource(value = DataType.class, names = {"FLOAT", "DOUBLE", "HALF", "BFLOAT16"})
+    void aClipThroughTheSegmentsReachesTheArray(DataType type) {
+        INDArray flat = Elements.counting(type, 'f', 1, 60);
         INDArray w = flat.get(point(0), interval(0, 40)).reshape('f', 8, 5);
         INDArray b = flat.get(point(0), interval(40, 60));
         Gradients grads = Gradients.builder()
                 .add("W", Nd4jSegments.of(w), Nd4jSegments.dtype(w))
                 .add("b", Nd4jSegments.of(b), Nd4jSegments.dtype(b))
                 .build();
-        double norm = flat.norm2Number().doubleValue();
-        assertEquals(norm, GradClip.clipGradNorm(grads, 1.0), norm * 1e-6);
-        assertEquals(1.0, flat.norm2Number().doubleValue(), 1e-6);
+        double norm = Math.sqrt(60 * 61 * 121 / 6.0); // of 1, 2, ..., 60, exact in every type
+        assertEquals(norm, GradClip.clipGradNorm(grads, 1.0), norm * 1e-15);
+        // The core's bound per element: the coefficient rounded (to double, then to float for the 32- and
+        // 16-bit types) and the product rounded to the type; relative 2^-52, 2^-23, 2^-11 + 2^-23, 2^-8 + 2^-23.
+        double bound = switch (type) {
+            case DOUBLE -> 0x1p-52;
+            case FLOAT -> 0x1p-23;
+            case HALF -> 0x1p-11 + 0x1p-23;
+            default -> 0x1p-8 + 0x1p-23;
+        };
+        for (long i = 0; i < 60; i++) {
+            double expected = (i + 1) / (norm + 1e-6);
+            assertEquals(expected, flat.getDouble(0, i), expected * (bound + 1e-15), type + " element " + i);
+        }
     }
 
     @Test
