@@ -112,13 +112,13 @@ public final class GradClipListener extends BaseTrainingListener {
         Gradients.Builder builder = Gradients.builder();
         Map<String, INDArray> present = model.gradient().gradientForVariable();
         int found = 0;
-        for (String key : model.paramTable().keySet()) { // in the parameters' order; frozen ones have no gradient
-            INDArray gradient = present.get(key);
-            if (gradient == null) {
+        for (String key : model.paramTable().keySet()) { // in the parameters' order
+            if (!present.containsKey(key)) {
                 continue;
             }
             found++;
-            if (!isGradient(model, key)) {
+            INDArray gradient = present.get(key);
+            if (gradient == null || !isGradient(model, key)) { // null: FrozenLayer's own gradient lists its parameters so
                 continue;
             }
             MemorySegment segment = Nd4jSegments.of(gradient);

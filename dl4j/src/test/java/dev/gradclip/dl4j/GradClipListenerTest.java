@@ -44,7 +44,11 @@ class GradClipListenerTest {
         @Override
         public void iterationDone(Model model, int iteration, int epoch) {
             update.clear();
-            model.gradient().gradientForVariable().forEach((name, view) -> update.put(name, view.dup()));
+            model.gradient().gradientForVariable().forEach((name, view) -> {
+                if (view != null) { // defensive, as in the listener
+                    update.put(name, view.dup());
+                }
+            });
         }
     }
 
@@ -53,6 +57,17 @@ class GradClipListenerTest {
     private static Twins layerTwins(DataType type, boolean miniBatch) {
         MultiLayerNetwork clipped = Networks.layers(type, miniBatch);
         MultiLayerNetwork plain = Networks.layers(type, miniBatch);
+        return new Twins(clipped, clipped::fit, plain, plain::fit);
+    }
+
+    private static Twins frozenTwins(String variant) {
+        if (variant.equals("graph")) {
+            ComputationGraph clipped = Networks.graph(DataType.DOUBLE, true);
+            ComputationGraph plain = Networks.graph(DataType.DOUBLE, true);
+            return new Twins(clipped, clipped::fit, plain, plain::fit);
+        }
+        MultiLayerNetwork clipped = Networks.frozen(variant.equals("with backprop"));
+        MultiLayerNetwork plain = Networks.frozen(variant.equals("with backprop"));
         return new Twins(clipped, clipped::fit, plain, plain::fit);
     }
 
@@ -126,7 +141,8 @@ class GradClipListenerTest {
 
                 // The captured updates are what moved the parameters, to the bit.
                 for (Map.Entry<String, INDArray> p : twins.clipped().paramTable().entrySet()) {
-                    INDArray expected = before.get(p.getKey()).sub(clippedUpdate.update.get(p.getKey()));
+                    INDArray update = clippedUpdate.update.get(p.getKey());
+                    INDArray expected = update == null ? before.get(p.getKey()) : before.get(p.getKey()).sub(update);
                     assertArrayEquals(values(expected), values(p.getValue()), where + ": " + p.getKey());
                 }
 
@@ -206,6 +222,20 @@ class GradClipListenerTest {
     void twoThreadsClipTheSame() {
         trainAndCompare(graphTwins(DataType.DOUBLE), DataType.DOUBLE, 0.5, true, 1e-10,
                 Clipper.builder().threads(2).minParallelBytes(0));
+    }
+
+    /**
+     * A frozen layer has no gradient: left out, and unmoved. DL4J stops backprop at a FrozenLayer (in
+     * a network and in a graph), and a FrozenLayerWithBackprop returns no gradient entries.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"layer", "with backprop", "graph"})
+    void frozenLayersAreLeftOut(String variant) {
+        Twins twins = frozenTwins(variant);
+        String key = variant.equals("graph") ? "dense_b_W" : "0_W";
+        INDArray frozen = twins.clipped().paramTable().get(key).dup();
+        trainAndCompare(twins, DataType.DOUBLE, 0.5, true, 1e-10, Clipper.builder());
+        assertArrayEquals(values(frozen), values(twins.clipped().paramTable().get(key)), "the frozen layer never moved");
     }
 
     /** Without minibatch division the applied gradient is the sum, and that is what is clipped. */

@@ -9,6 +9,8 @@ import org.deeplearning4j.nn.conf.graph.MergeVertex;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
+import org.deeplearning4j.nn.conf.layers.misc.FrozenLayer;
+import org.deeplearning4j.nn.conf.layers.misc.FrozenLayerWithBackprop;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
 import org.deeplearning4j.nn.weights.WeightInit;
@@ -46,12 +48,32 @@ final class Networks {
         return net;
     }
 
+    /** A frozen dense layer (0), then as {@link #layers}: double precision. (DL4J's backprop stops at a FrozenLayer.) */
+    static MultiLayerNetwork frozen(boolean withBackprop) {
+        DenseLayer dense = new DenseLayer.Builder().nIn(FEATURES).nOut(8).activation(Activation.TANH).build();
+        MultiLayerNetwork net = new MultiLayerNetwork(base(DataType.DOUBLE, true).list()
+                .layer(withBackprop ? new FrozenLayerWithBackprop(dense) : new FrozenLayer(dense))
+                .layer(new DenseLayer.Builder().nIn(8).nOut(8).activation(Activation.TANH).build())
+                .layer(new BatchNormalization.Builder().nOut(8).build())
+                .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT).nIn(8).nOut(CLASSES)
+                        .activation(Activation.SOFTMAX).build())
+                .build());
+        net.init();
+        return net;
+    }
+
     /** Two dense branches merged, BatchNormalization, output; vertex names with '_' in them. */
     static ComputationGraph graph(DataType type) {
+        return graph(type, false);
+    }
+
+    /** The same graph, its branch "dense_b" frozen or not. */
+    static ComputationGraph graph(DataType type, boolean frozenBranch) {
+        DenseLayer branch = new DenseLayer.Builder().nIn(FEATURES).nOut(5).activation(Activation.RELU).build();
         ComputationGraph graph = new ComputationGraph(base(type, true).graphBuilder()
                 .addInputs("in")
                 .addLayer("dense_a", new DenseLayer.Builder().nIn(FEATURES).nOut(6).activation(Activation.TANH).build(), "in")
-                .addLayer("dense_b", new DenseLayer.Builder().nIn(FEATURES).nOut(5).activation(Activation.RELU).build(), "in")
+                .addLayer("dense_b", frozenBranch ? new FrozenLayer(branch) : branch, "in")
                 .addVertex("merge", new MergeVertex(), "dense_a", "dense_b")
                 .addLayer("batch_norm", new BatchNormalization.Builder().nOut(11).build(), "merge")
                 .addLayer("out", new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT).nIn(11).nOut(CLASSES)
