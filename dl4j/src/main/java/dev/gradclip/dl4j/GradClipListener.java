@@ -77,6 +77,9 @@ public final class GradClipListener extends BaseTrainingListener {
     /**
      * Clips the network's gradient in place; see the class description.
      *
+     * @param model the network DL4J is training
+     * @throws ArithmeticException with {@link dev.gradclip.NonFinite#ERROR}, for a non-finite norm; nothing
+     *     is written
      * @throws IllegalArgumentException if {@code model} is neither a MultiLayerNetwork nor a ComputationGraph
      * @throws IllegalStateException if a gradient is not a view of the network's gradient array, so
      *     that clipping it would not change the update
@@ -118,7 +121,7 @@ public final class GradClipListener extends BaseTrainingListener {
             }
             found++;
             INDArray gradient = present.get(key);
-            if (gradient == null || !isGradient(model, key)) { // null: FrozenLayer's own gradient lists its parameters so
+            if (gradient == null || !isGradient(model, key)) { // null is no gradient (a FrozenLayer's own lists nulls)
                 continue;
             }
             MemorySegment segment = Nd4jSegments.of(gradient);
