@@ -73,7 +73,7 @@ public final class Clipper implements AutoCloseable {
 
     /** Clips per the configuration and returns the global norm from before. */
     public double clip(Gradients grads) {
-        return clip(grads, null, false);
+        return clip(grads, 1, null, false);
     }
 
     /** The same, and fills {@code report} with the global and per-tensor figures, from the same pass. */
@@ -81,19 +81,46 @@ public final class Clipper implements AutoCloseable {
         if (report == null) {
             throw new NullPointerException("report is null");
         }
-        return clip(grads, report, true);
+        return clip(grads, 1, report, true);
     }
 
-    private synchronized double clip(Gradients grads, GradReport report, boolean withReport) {
+    /**
+     * Clips buffers that hold {@code scale} times the gradient that counts: a sum over {@code scale}
+     * examples whose mean the optimizer applies (DL4J divides its minibatch sums only in the updater),
+     * or a loss-scaled gradient. With N the norm of the buffers, they are multiplied by
+     * {@code maxNorm / (N / scale + 1e-6)} when {@code N / scale} exceeds {@code maxNorm}: the
+     * coefficient {@link #clip(Gradients, GradReport)} applies for a norm of {@code N / scale}, so
+     * {@code grads / scale} comes out clipped as torch's {@code clip_grad_norm_} clips it. Returns
+     * {@code N / scale}; every figure in {@code report} is that of {@code grads / scale} (the non-finite
+     * counts as they are). The division rounds once more, so the norms' error bounds grow by
+     * 2^-53 relative. With {@code scale} 1 this is {@code clip(grads, report)}.
+     *
+     * @param grads buffers holding {@code scale} times the gradient
+     * @param scale the factor the buffers carry, e.g. the minibatch size; positive and finite
+     * @param report filled with the figures of {@code grads / scale}
+     * @return the global norm of {@code grads / scale} from before clipping
+     * @throws IllegalArgumentException if {@code scale} is not positive and finite (nothing is written)
+     */
+    public double clipScaled(Gradients grads, double scale, GradReport report) {
+        if (!(scale > 0 && scale < Double.POSITIVE_INFINITY)) {
+            throw new IllegalArgumentException("scale must be positive and finite, was " + scale);
+        }
+        if (report == null) {
+            throw new NullPointerException("report is null");
+        }
+        return clip(grads, scale, report, true);
+    }
+
+    private synchronized double clip(Gradients grads, double scale, GradReport report, boolean withReport) {
         TensorTable table = GradClip.readable(grads);
         if (withReport && !report.isFor(grads)) {
             throw new IllegalArgumentException("report was built for " + report.size() + " tensors, but grads has "
                     + grads.size() + ": build one GradReport per Gradients");
         }
         engine.norm(table, type, normType, withReport, withReport, local);
-        double norm = allReduce == null ? local.norm() : allReduced();
+        double norm = unscaled(allReduce == null ? local.norm() : allReduced(), scale);
         if (withReport) {
-            copyTensorFigures(report, table.size());
+            copyTensorFigures(report, table.size(), scale);
         }
         if (!Double.isFinite(norm) && nonFinite != NonFinite.PROPAGATE) {
             if (withReport) {
@@ -110,6 +137,11 @@ public final class Clipper implements AutoCloseable {
             report.fill(normType, norm, written ? c : 1, written);
         }
         return norm;
+    }
+
+    /** {@code x / scale}; with scale 1 the value itself, so plain clips keep every bit (a NaN's payload too). */
+    private static double unscaled(double x, double scale) {
+        return scale == 1 ? x : x / scale;
     }
 
     /** The global norm from the local state's words, summed (or maxed) by the hook over every participant. */
@@ -129,13 +161,13 @@ public final class Clipper implements AutoCloseable {
         return global.norm();
     }
 
-    private void copyTensorFigures(GradReport report, int n) {
+    private void copyTensorFigures(GradReport report, int n, double scale) {
         double[] norms = report.norms();
         double[] maxAbs = report.maxAbsArray();
         long[] counts = report.nonFiniteArray();
         for (int i = 0; i < n; i++) {
-            norms[i] = engine.tensorNorm(i);
-            maxAbs[i] = engine.tensorMax(i);
+            norms[i] = unscaled(engine.tensorNorm(i), scale);
+            maxAbs[i] = unscaled(engine.tensorMax(i), scale);
             counts[i] = engine.tensorNonFinite(i);
         }
     }
