@@ -112,8 +112,11 @@ public final class Clipper implements AutoCloseable {
         return finish(table, report, withReport, local.norm(), false);
     }
 
-    /** Every check of a call's arguments, before anything is read or written. */
-    private static TensorTable checked(Gradients grads, GradReport report, boolean withReport) {
+    /**
+     * Every check of a call, before anything is read or written. In a sharded clip whatever throws
+     * here is flagged in the all-reduce, so a check added here fails every participant alike.
+     */
+    private TensorTable checked(Gradients grads, GradReport report, boolean withReport) {
         TensorTable table = GradClip.readable(grads);
         if (withReport) {
             if (report == null) {
@@ -149,6 +152,9 @@ public final class Clipper implements AutoCloseable {
 
     /** After the norm: the report, the non-finite policy, and the scaling. */
     private double finish(TensorTable table, GradReport report, boolean withReport, double norm, boolean readOnly) {
+        if (step != null && scales(norm)) {
+            step.checkWritable(table, readOnly); // before the report is touched
+        }
         if (withReport) {
             copyTensorFigures(report, table.size());
         }
@@ -162,14 +168,16 @@ public final class Clipper implements AutoCloseable {
             return norm; // SKIP
         }
         double c = Clipping.coefficient(norm, maxNorm);
-        if (step != null && c != 1.0) { // GradClip.scale writes unless c is 1
-            step.checkWritable(table, readOnly);
-        }
         boolean written = GradClip.scale(engine, table, c);
         if (withReport) {
             report.fill(normType, norm, written ? c : 1, written);
         }
         return norm;
+    }
+
+    /** Whether a clip with this norm writes: what the policy and {@link GradClip#scale} decide below. */
+    private boolean scales(double norm) {
+        return (Double.isFinite(norm) || nonFinite == NonFinite.PROPAGATE) && Clipping.coefficient(norm, maxNorm) != 1.0;
     }
 
     private void copyTensorFigures(GradReport report, int n) {

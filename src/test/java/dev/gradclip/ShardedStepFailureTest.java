@@ -233,6 +233,12 @@ class ShardedStepFailureTest {
                     }
                     assertTrue(message.contains("nothing was written on any participant"), message);
                 }
+                if (call.report() != null) { // left as it was: fresh, so unfilled and all zeros
+                    assertTrue(call.report().toString().contains("not filled"), where + ": the report was filled: " + call.report());
+                    for (int i = 0; i < call.report().size(); i++) {
+                        assertEquals(0.0, call.report().maxAbs(i), where + ": the report's tensor " + i + " was filled");
+                    }
+                }
                 if (call.fault() != Fault.CLOSED_ARENA) {
                     for (int k = 0; k < call.segments().size(); k++) {
                         assertArrayEquals(call.before().get(k), call.segments().get(k).toArray(ValueLayout.JAVA_BYTE),
@@ -297,6 +303,44 @@ class ShardedStepFailureTest {
         assertTrue(other.getMessage().contains("rank 0 holds a read-only tensor"), other.getMessage());
         assertEquals(30f, values[0][0]);
         assertEquals(40f, values[1][0]);
+    }
+
+    /**
+     * The flags cost no garbage: a good sharded step (with a report, which scales) allocates nothing
+     * after warm-up. The least of three windows, so that a one-off JIT event in one does not count.
+     */
+    @org.junit.jupiter.api.Test
+    void aGoodShardedStepAllocatesNothingAfterWarmUp() throws InterruptedException {
+        com.sun.management.ThreadMXBean threads =
+                (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        InProcessAllReduce hook = new InProcessAllReduce(2, Duration.ofSeconds(20));
+        List<Object> outcomes = InProcessAllReduceTest.runAll(2, p -> {
+            float[] values = new float[100];
+            Arrays.fill(values, 3 + p);
+            Gradients grads = Gradients.of(values);
+            GradReport report = new GradReport(grads);
+            try (Clipper clipper = Clipper.builder().maxNorm(MAX_NORM).threads(1).allReduce(hook.participant(p)).build()) {
+                for (int i = 0; i < 20_000; i++) {
+                    Arrays.fill(values, 3 + p);
+                    clipper.clip(grads, report);
+                }
+                long least = Long.MAX_VALUE;
+                for (int window = 0; window < 3; window++) {
+                    long before = threads.getCurrentThreadAllocatedBytes();
+                    for (int i = 0; i < 2_000; i++) {
+                        Arrays.fill(values, 3 + p);
+                        clipper.clip(grads, report);
+                    }
+                    least = Math.min(least, threads.getCurrentThreadAllocatedBytes() - before);
+                }
+                assertTrue(report.clipped());
+                return least;
+            }
+        });
+        for (Object bytes : outcomes) {
+            // One object per step would be at least 32 KB here.
+            assertTrue((Long) bytes < 1_000, "2000 sharded steps allocated " + bytes + " bytes");
+        }
     }
 
     /**
