@@ -34,7 +34,7 @@ public final class ShardedStep {
      * Why a participant failed a step, in the low 8 bits of its blame words. Codes are never reused,
      * so that participants of different builds agree on them.
      */
-    public enum Reason {
+    enum Reason {
         READ_ONLY(1, "holds a read-only tensor that this step had to scale (IllegalArgumentException)"),
         ILLEGAL_ARGUMENT(2, "was called with a bad argument (IllegalArgumentException)"),
         NULL_ARGUMENT(3, "was called with a null argument (NullPointerException)"),
@@ -51,7 +51,7 @@ public final class ShardedStep {
         }
 
         /** The reason for a local failure, by its exception's kind. */
-        public static Reason of(RuntimeException e) {
+        static Reason of(RuntimeException e) {
             return e instanceof WrongThreadException ? WRONG_THREAD
                     : e instanceof NullPointerException ? NULL_ARGUMENT
                     : e instanceof IllegalArgumentException ? ILLEGAL_ARGUMENT
