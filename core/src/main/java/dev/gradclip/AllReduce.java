@@ -10,6 +10,10 @@ package dev.gradclip;
  * depends only on the norm type, so ranks that hold different tensors still pass the same length.
  * An implementation backs onto MPI ({@code dev.gradclip.mpi.Mpi}), NCCL, Gloo, a Spark
  * {@code treeAggregate}, or threads of one JVM.
+ *
+ * <p>A call that throws must throw on every participant alike (a mismatch that every participant
+ * sees), or leave the hook unusable (a timeout): a {@link Clipper} relies on every participant
+ * leaving each call the same way to keep its steps in lockstep.
  */
 public interface AllReduce {
 
@@ -18,4 +22,13 @@ public interface AllReduce {
 
     /** Replaces each word by the maximum, as int64, of that word over every participant. */
     void max(long[] words);
+
+    /**
+     * This participant's index among the participants, from 0 (MPI's rank), or -1 if the hook does
+     * not know it. Only used to name a failing participant in the exceptions of the others; the
+     * default is -1.
+     */
+    default int rank() {
+        return -1;
+    }
 }

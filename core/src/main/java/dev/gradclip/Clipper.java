@@ -6,6 +6,7 @@ import dev.gradclip.internal.KernelProvider;
 import dev.gradclip.internal.NormState;
 import dev.gradclip.internal.NormType;
 import dev.gradclip.internal.SegmentChecks;
+import dev.gradclip.internal.ShardedStep;
 import dev.gradclip.internal.TensorTable;
 
 /**
@@ -39,6 +40,22 @@ import dev.gradclip.internal.TensorTable;
  * The norm bits are the same on every participant and equal the unsharded call's, for normType 1,
  * 2 and +Infinity.
  *
+ * <p><b>A failed sharded step.</b> Every check that can fail on one participant runs before the
+ * all-reduce: null arguments, a {@link GradReport} built for other {@link Gradients}, a closed
+ * arena, a segment confined to another thread, and any exception of the local norm pass. A
+ * participant whose checks failed still takes part in the all-reduce and flags its failure in its
+ * words; a read-only tensor with elements is flagged too, and fails the step only if the step
+ * scales (read-only shards are fine while the norm stays under {@code maxNorm}, as unsharded). Then
+ * every participant throws at that same step, and nothing is written on any participant: the
+ * failing participant its own exception (as unsharded: {@link IllegalArgumentException},
+ * {@link NullPointerException}, {@link IllegalStateException}, {@link WrongThreadException}); every
+ * other participant an {@link IllegalStateException} that names the failing participant by its
+ * {@link AllReduce#rank()} (the lowest and the highest, when several failed) and why. The report,
+ * if any, is left as it was. A participant that catches the exception and goes on stays in
+ * lockstep: the next step gets the right global norm. A failed step costs one more all-reduce of
+ * two words; a step without failure costs one, of the norm type's word count plus two. Exceptions
+ * of the hook itself (a timeout, a word-count mismatch) propagate as the hook throws them.
+ *
  * <p>Calls on one Clipper are serialized; after warm-up {@code clip} allocates nothing.
  */
 public final class Clipper implements AutoCloseable {
@@ -48,10 +65,10 @@ public final class Clipper implements AutoCloseable {
     private final NormType type;
     private final NonFinite nonFinite;
     private final AllReduce allReduce;
+    private final ShardedStep step; // null without allReduce
     private final Engine engine;
     private final NormState local = new NormState();
     private final NormState global = new NormState();
-    private final long[] words;
 
     private Clipper(Builder builder) {
         this.maxNorm = builder.maxNorm;
@@ -63,7 +80,7 @@ public final class Clipper implements AutoCloseable {
             throw new IllegalArgumentException("allReduce needs normType 1, 2 or +Infinity, which have exact"
                     + " word forms; normType " + normType + " has none");
         }
-        this.words = allReduce == null ? null : new long[NormState.wordCount(type)];
+        this.step = allReduce == null ? null : new ShardedStep(allReduce, type, normType);
         this.engine = new Engine(KernelProvider.kernels(), builder.threads, builder.minParallelBytes);
     }
 
@@ -76,11 +93,13 @@ public final class Clipper implements AutoCloseable {
         return clip(grads, 1, null, false);
     }
 
-    /** The same, and fills {@code report} with the global and per-tensor figures, from the same pass. */
+    /**
+     * The same, and fills {@code report} with the global and per-tensor figures, from the same pass.
+     *
+     * @throws IllegalArgumentException if {@code report} was built for other {@link Gradients} (even
+     *     of the same size): a report labels the tensors of the one it was built for
+     */
     public double clip(Gradients grads, GradReport report) {
-        if (report == null) {
-            throw new NullPointerException("report is null");
-        }
         return clip(grads, 1, report, true);
     }
 
@@ -102,23 +121,65 @@ public final class Clipper implements AutoCloseable {
      * @throws IllegalArgumentException if {@code scale} is not positive and finite (nothing is written)
      */
     public double clipScaled(Gradients grads, double scale, GradReport report) {
-        if (!(scale > 0 && scale < Double.POSITIVE_INFINITY)) {
-            throw new IllegalArgumentException("scale must be positive and finite, was " + scale);
-        }
-        if (report == null) {
-            throw new NullPointerException("report is null");
-        }
         return clip(grads, scale, report, true);
     }
 
     private synchronized double clip(Gradients grads, double scale, GradReport report, boolean withReport) {
-        TensorTable table = GradClip.readable(grads);
-        if (withReport && !report.isFor(grads)) {
-            throw new IllegalArgumentException("report was built for " + report.size() + " tensors, but grads has "
-                    + grads.size() + ": build one GradReport per Gradients");
+        if (step != null) {
+            return clipSharded(grads, scale, report, withReport);
         }
+        TensorTable table = checked(grads, scale, report, withReport);
         engine.norm(table, type, normType, withReport, withReport, local);
-        double norm = unscaled(allReduce == null ? local.norm() : allReduced(), scale);
+        return finish(table, scale, report, withReport, unscaled(local.norm(), scale), false);
+    }
+
+    /**
+     * Every check of a call, before anything is read or written. In a sharded clip whatever throws
+     * here is flagged in the all-reduce, so a check added here fails every participant alike.
+     */
+    private TensorTable checked(Gradients grads, double scale, GradReport report, boolean withReport) {
+        TensorTable table = GradClip.readable(grads);
+        if (!(scale > 0 && scale < Double.POSITIVE_INFINITY)) {
+            throw new IllegalArgumentException("scale must be positive and finite, was " + scale);
+        }
+        if (withReport) {
+            if (report == null) {
+                throw new NullPointerException("report is null");
+            }
+            if (!report.isFor(grads)) {
+                throw new IllegalArgumentException("report was built for other Gradients (" + report.size()
+                        + " tensors; grads has " + grads.size() + "): build one GradReport per Gradients and pass it"
+                        + " with that Gradients only");
+            }
+        }
+        return table;
+    }
+
+    /**
+     * A participant's step: whatever fails here before the all-reduce (a check, the norm pass) is
+     * flagged in the all-reduce instead of skipping it, so every participant throws at this step.
+     */
+    private double clipSharded(Gradients grads, double scale, GradReport report, boolean withReport) {
+        TensorTable table = null;
+        RuntimeException failure = null;
+        boolean readOnly = false;
+        try {
+            table = checked(grads, scale, report, withReport);
+            readOnly = ShardedStep.readOnly(table);
+            engine.norm(table, type, normType, withReport, withReport, local);
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        step.reduce(local, failure, readOnly, global); // throws on every participant if any failed
+        return finish(table, scale, report, withReport, unscaled(global.norm(), scale), readOnly);
+    }
+
+    /** After the norm: the report, the non-finite policy, and the scaling. */
+    private double finish(TensorTable table, double scale, GradReport report, boolean withReport, double norm,
+            boolean readOnly) {
+        if (step != null && scales(norm)) {
+            step.checkWritable(table, readOnly); // before the report is touched
+        }
         if (withReport) {
             copyTensorFigures(report, table.size(), scale);
         }
@@ -139,26 +200,14 @@ public final class Clipper implements AutoCloseable {
         return norm;
     }
 
+    /** Whether a clip with this norm writes: what the policy and {@link GradClip#scale} decide below. */
+    private boolean scales(double norm) {
+        return (Double.isFinite(norm) || nonFinite == NonFinite.PROPAGATE) && Clipping.coefficient(norm, maxNorm) != 1.0;
+    }
+
     /** {@code x / scale}; with scale 1 the value itself, so plain clips keep every bit (a NaN's payload too). */
     private static double unscaled(double x, double scale) {
         return scale == 1 ? x : x / scale;
-    }
-
-    /** The global norm from the local state's words, summed (or maxed) by the hook over every participant. */
-    private double allReduced() {
-        local.toWords(words);
-        if (NormState.reducesByMax(type)) {
-            allReduce.max(words);
-        } else {
-            allReduce.sum(words);
-        }
-        try {
-            global.fromWords(type, normType, words);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalStateException("the all-reduce hook returned words that are not a reduction of"
-                    + " gradclip partials (nothing was scaled): " + e.getMessage(), e);
-        }
-        return global.norm();
     }
 
     private void copyTensorFigures(GradReport report, int n, double scale) {

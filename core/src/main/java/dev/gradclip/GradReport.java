@@ -7,7 +7,9 @@ import java.util.Locale;
  * What one {@link Clipper#clip(Gradients, GradReport)} saw: the global norm, the coefficient, and
  * each tensor's own norm, largest magnitude and count of non-finite elements, all from before
  * clipping and from the same pass over memory as the global norm. Caller-owned and reusable: build
- * one per {@link Gradients} and pass it on every step; filling it allocates nothing.
+ * one per {@link Gradients} and pass it on every step with that {@code Gradients} (a clip with any
+ * other, even of the same size, is rejected before anything is written); filling it allocates
+ * nothing.
  *
  * <p>Per-tensor norms have the global norm's error bounds (and are exact for normType +Infinity);
  * {@link #maxAbs} and {@link #nonFiniteCount} are exact. Not thread-safe.
@@ -104,8 +106,9 @@ public final class GradReport {
         return top;
     }
 
+    /** Only the Gradients it was built for: another set of the same size would get its tensors' labels wrong. */
     boolean isFor(Gradients other) {
-        return other.size() == norms.length;
+        return other == grads;
     }
 
     double[] norms() {

@@ -10,11 +10,15 @@ import java.util.Objects;
  * the hook's contract without MPI.
  *
  * <pre>{@code
- * AllReduce hook = new InProcessAllReduce(4);
- * // in each of 4 threads, with its own shard and its own Clipper:
- * Clipper clipper = Clipper.builder().maxNorm(1.0).allReduce(hook).build();
+ * InProcessAllReduce hook = new InProcessAllReduce(4);
+ * // in thread p of 4, with its own shard and its own Clipper:
+ * Clipper clipper = Clipper.builder().maxNorm(1.0).allReduce(hook.participant(p)).build();
  * double norm = clipper.clip(shard);          // the same bits in every thread
  * }</pre>
+ *
+ * <p>{@link #participant(int)} gives a thread's view of the instance with its {@link #rank()}, so
+ * that when one participant's clip fails, the others' exceptions name it; the instance itself works
+ * as a hook too, with rank -1 (unknown).
  *
  * <p>The contract is that of any collective: each participant makes the same sequence of calls with
  * the same word count, and one thread acts as one participant. What it checks, on every participant
@@ -28,7 +32,8 @@ import java.util.Objects;
  *       that waits, or calls later, gets one too (as a {@link java.util.concurrent.CyclicBarrier}
  *       breaks). Participants that wait for a thread that died are released the same way.
  * </ul>
- * A {@code null} array throws {@link NullPointerException} at once, before joining the round.
+ * A {@code null} array throws {@link NullPointerException} at once, before joining the round. A
+ * timeout too long for a {@code long} of nanoseconds (about 292 years) waits without limit.
  *
  * <p>The sum wraps on overflow, as MPI's int64 sum does in practice; gradclip's words leave room
  * for it. After warm-up a call allocates nothing: two rounds' buffers alternate, which suffices
@@ -60,6 +65,8 @@ public final class InProcessAllReduce implements AllReduce {
     }
 
     private final int participants;
+    private final Duration timeout;
+    /** The timeout in nanoseconds, saturated at {@code Long.MAX_VALUE}: the deadline arithmetic wraps correctly then. */
     private final long timeoutNanos;
     /** Guards everything below. A monitor, because its waits allocate nothing on the Java heap. */
     private final Object lock = new Object();
@@ -87,13 +94,52 @@ public final class InProcessAllReduce implements AllReduce {
             throw new IllegalArgumentException("timeout must be positive, got " + timeout);
         }
         this.participants = participants;
-        this.timeoutNanos = timeout.toNanos();
+        this.timeout = timeout;
+        this.timeoutNanos = saturatedNanos(timeout);
         rounds[0].open();
+    }
+
+    /** {@code timeout} in nanoseconds, or {@code Long.MAX_VALUE} if it is longer (about 292 years). */
+    static long saturatedNanos(Duration timeout) {
+        return timeout.compareTo(Duration.ofNanos(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : timeout.toNanos();
     }
 
     /** The number of threads that take part in every call. */
     public int participants() {
         return participants;
+    }
+
+    /**
+     * The hook for participant {@code rank}: this all-reduce, whose {@link AllReduce#rank()} is
+     * {@code rank}. Give each participant's thread its own rank; the calls are this instance's.
+     *
+     * @throws IllegalArgumentException if {@code rank} is not in {@code [0, participants())}
+     */
+    public AllReduce participant(int rank) {
+        if (rank < 0 || rank >= participants) {
+            throw new IllegalArgumentException("rank must be in [0, " + participants + "), got " + rank);
+        }
+        return new AllReduce() {
+            @Override
+            public void sum(long[] words) {
+                InProcessAllReduce.this.sum(words);
+            }
+
+            @Override
+            public void max(long[] words) {
+                InProcessAllReduce.this.max(words);
+            }
+
+            @Override
+            public int rank() {
+                return rank;
+            }
+
+            @Override
+            public String toString() {
+                return InProcessAllReduce.this + " as participant " + rank;
+            }
+        };
     }
 
     @Override
@@ -169,9 +215,9 @@ public final class InProcessAllReduce implements AllReduce {
             while (generation == myGeneration && broken == null) {
                 long remaining = deadline - System.nanoTime();
                 if (remaining <= 0) {
-                    breakAll("a participant waited " + Duration.ofNanos(timeoutNanos) + " and only " + round.arrived
+                    breakAll("a participant waited " + timeout + " and only " + round.arrived
                             + " of " + participants + " participants arrived");
-                    throw new IllegalStateException("all-reduce timed out after " + Duration.ofNanos(timeoutNanos)
+                    throw new IllegalStateException("all-reduce timed out after " + timeout
                             + ": only " + round.arrived + " of " + participants + " participants arrived");
                 }
                 lock.wait(remaining / 1_000_000, (int) (remaining % 1_000_000));

@@ -21,6 +21,12 @@ import dev.gradclip.internal.NormType;
  * to p, then rooted: u; pow: 2u; product: u), so the merged norm is within the single-call bound plus
  * that, but its last bits can depend on the merge tree. These partials have no word form:
  * {@link #toLongs()} throws {@link UnsupportedOperationException}.
+ *
+ * <p><b>Sharding by hand.</b> Whoever all-reduces these words and then calls
+ * {@link GradClip#clipGradsWithNorm} owns what a {@link Clipper} with an {@link AllReduce} hook does
+ * for its participants: every check that can fail on one worker (a read-only, closed or confined
+ * tensor) must run before the all-reduce and reach the others through it, or the workers fall out
+ * of step and end up with different coefficients.
  */
 public final class NormPartial {
 

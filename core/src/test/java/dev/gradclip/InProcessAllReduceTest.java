@@ -235,6 +235,24 @@ class InProcessAllReduceTest {
         assertTrue(words.getMessage().contains("words"), words.getMessage());
     }
 
+    /** A timeout beyond what a long holds in nanoseconds (292 years) means "wait as long as it takes", not an ArithmeticException. */
+    @Test
+    void timeoutsTooLongForNanosecondsSaturate() throws InterruptedException {
+        for (Duration timeout : new Duration[] {Duration.ofDays(365_000_000_000L), Duration.ofSeconds(Long.MAX_VALUE, 999_999_999),
+                Duration.ofNanos(Long.MAX_VALUE)}) {
+            InProcessAllReduce hook = new InProcessAllReduce(2, timeout);
+            List<Object> outcomes = runAll(2, i -> {
+                if (i == 1) {
+                    Thread.sleep(50); // participant 0 waits, against the saturated deadline
+                }
+                long[] words = {i + 1};
+                hook.sum(words);
+                return words[0];
+            });
+            assertEquals(List.of(3L, 3L), outcomes, timeout.toString());
+        }
+    }
+
     @Test
     void callsAllocateNothingAfterWarmUp() throws InterruptedException {
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();

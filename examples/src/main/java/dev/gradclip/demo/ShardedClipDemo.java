@@ -65,6 +65,11 @@ public final class ShardedClipDemo {
             count(start, words);
         }
 
+        @Override
+        public int rank() {
+            return inner.rank();
+        }
+
         private void count(long start, long[] words) {
             nanos += System.nanoTime() - start;
             calls++;
@@ -168,7 +173,7 @@ public final class ShardedClipDemo {
             }
             if (rank == 0) {
                 System.out.printf(Locale.ROOT, "%nevery rank holds the single-process norm's bits, and every clipped shard equals"
-                        + " its part of the single-process clip: %s%ncoefficient %.9g; partial words per all-reduce: %d%n%n",
+                        + " its part of the single-process clip: %s%ncoefficient %.9g; words per all-reduce (the partial and two failure flags): %d%n%n",
                         allSame ? "yes" : "NO", report.coefficient(), rows[4]);
             }
             timing(mpi, shard, threads, reps, rows[4]);

@@ -6,13 +6,16 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import dev.gradclip.AllReduce;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * Open MPI's {@code MPI_COMM_WORLD}, through the FFM API: no JNI, no jar beyond gradclip's, only
  * Open MPI's {@code libmpi.so.40} at run time. Every rank of an {@code mpirun} job calls
- * {@link #init()} once, hands the instance to a {@code Clipper} as its all-reduce hook, and closes it
- * at the end:
+ * {@link #init()} (or {@link #init(Duration)}) once, hands the instance to a {@code Clipper} as its
+ * all-reduce hook, and closes it at the end:
  *
  * <pre>{@code
  * try (Mpi mpi = Mpi.init()) {
@@ -31,30 +34,66 @@ import java.util.Objects;
  * Open MPI when the library is missing. System property {@value #LIBRARY_PROPERTY} names another
  * libmpi (a path), e.g. an Open MPI under /opt.
  *
- * <p><b>Calls.</b> {@link #sum} and {@link #max} are {@code MPI_Allreduce(MPI_IN_PLACE, ..., MPI_LONG,
- * MPI_SUM or MPI_MAX, MPI_COMM_WORLD)}. As for every collective, every rank must make the same
- * sequence of calls with the same word count. The count is checked by default (see
- * {@link #checkLengths(boolean)}), so that ranks passing different counts get an
- * {@link IllegalArgumentException} instead of MPI's undefined behaviour (a hang, a truncation, or
- * wrong words). MPI errors come back as {@link MpiException}s: the communicator's error handler is
+ * <p><b>Calls.</b> {@link #sum} and {@link #max} are {@code MPI_Iallreduce(MPI_IN_PLACE, ..., MPI_LONG,
+ * MPI_SUM or MPI_MAX, MPI_COMM_WORLD)}, completed by polling {@code MPI_Test}. As for every
+ * collective, every rank must make the same sequence of calls with the same word count. The count
+ * is checked by default (see {@link #checkLengths(boolean)}), so that ranks passing different
+ * counts get an {@link IllegalArgumentException} instead of MPI's undefined behaviour (a hang, a
+ * truncation, or wrong words). MPI errors come back as {@link MpiException}s: the communicator's error handler is
  * set to {@code MPI_ERRORS_RETURN}. Calls are serialized on this instance and may come from any
  * thread ({@code MPI_THREAD_SERIALIZED} is requested). After warm-up they allocate nothing on the
  * Java heap: the words go through one native buffer that grows to the largest count seen.
+ *
+ * <p><b>Timeout.</b> A rank that never reaches a collective would leave a blocking
+ * {@code MPI_Allreduce} waiting forever. So each collective this hook starts (the length check and
+ * the all-reduce) is polled with {@code MPI_Test} against a deadline, the timeout given to
+ * {@link #init(Duration)} ({@link #DEFAULT_TIMEOUT} for {@link #init()}): spinning for its first
+ * 50 µs (about one small all-reduce here), yielding the CPU between tests up to 2 ms, then parking
+ * for 10 µs, doubling up to 1 ms. A collective that has not completed by then throws
+ * {@link IllegalStateException} on the waiting rank, and so does an interrupt of the waiting
+ * thread; after that this instance is broken and every call throws {@link IllegalStateException},
+ * since its rank can no longer be in step with the others. MPI cannot cancel a collective, so the
+ * timed-out one stays in flight with its buffer; {@link #close()} gives it one more timeout to
+ * complete (a late rank may still join it) and then finalizes MPI, or, if it is still in flight,
+ * leaves MPI unfinalized and throws: end the process then, and {@code mpirun} ends the job.
  */
 public final class Mpi implements AllReduce, AutoCloseable {
 
     /** System property: the libmpi to load, a soname or a path; default {@code libmpi.so.40}. */
     public static final String LIBRARY_PROPERTY = "gradclip.mpi.library";
 
+    /** The timeout of {@link #init()}, as {@code InProcessAllReduce}'s: any step of a training loop catches up in it. */
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(5);
+
+    /** How long a collective is polled without pausing: about one small all-reduce on the machines measured. */
+    static final long SPIN_NANOS = 50_000;
+    /** Then polled with a yield in between, which lets another rank on an oversubscribed core run. */
+    static final long YIELD_NANOS = 2_000_000;
+    private static final long FIRST_PAUSE_NANOS = 10_000;
+    private static final long MAX_PAUSE_NANOS = 1_000_000;
+
     /** MPI can be initialized once per process; guarded by the class lock. */
     private static Mpi open;
     private static boolean finalizedByUs;
+    /** Set when close() had to leave MPI unfinalized, a collective still in flight. */
+    private static boolean abandoned;
 
     private final OpenMpiLibrary lib;
     private final boolean ownsMpi;
     private final int rank;
     private final int size;
     private final String libraryVersion;
+    private final Duration timeout;
+    /** The timeout in nanoseconds, saturated at {@code Long.MAX_VALUE}. */
+    private final long timeoutNanos;
+    /** The {@code MPI_Request} of the collective in flight, and {@code MPI_Test}'s flag. */
+    private final Arena requestArena;
+    private final MemorySegment request;
+    private final MemorySegment done;
+    /** Why this instance refuses calls (a timeout, an interrupt), or null. */
+    private String broken;
+    /** Whether a collective that timed out may still write into the buffers. */
+    private boolean inFlight;
     /** The words' native buffer; replaced (and the old arena closed) when a longer array comes. */
     private Arena bufferArena;
     private MemorySegment buffer;
@@ -64,9 +103,11 @@ public final class Mpi implements AllReduce, AutoCloseable {
     private boolean checkLengths = true;
     private boolean closed;
 
-    private Mpi(OpenMpiLibrary lib, boolean ownsMpi) {
+    private Mpi(OpenMpiLibrary lib, boolean ownsMpi, Duration timeout) {
         this.lib = lib;
         this.ownsMpi = ownsMpi;
+        this.timeout = timeout;
+        this.timeoutNanos = timeout.compareTo(Duration.ofNanos(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : timeout.toNanos();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_INT);
             check((int) lib.setErrhandler.invokeExact(lib.commWorld, lib.errorsReturn), "MPI_Comm_set_errhandler");
@@ -86,6 +127,14 @@ public final class Mpi implements AllReduce, AutoCloseable {
         lengths = lengthsArena.allocate(JAVA_LONG, 2);
         bufferArena = Arena.ofShared();
         buffer = bufferArena.allocate(JAVA_LONG, 64);
+        requestArena = Arena.ofShared();
+        request = requestArena.allocate(ValueLayout.ADDRESS);
+        done = requestArena.allocate(JAVA_INT);
+    }
+
+    /** {@link #init(Duration)} with the {@link #DEFAULT_TIMEOUT} of 5 minutes. */
+    public static Mpi init() {
+        return init(DEFAULT_TIMEOUT);
     }
 
     /**
@@ -93,14 +142,27 @@ public final class Mpi implements AllReduce, AutoCloseable {
      * returns {@code MPI_COMM_WORLD}. If MPI was already initialized by other code in this process,
      * the instance uses it and {@link #close()} leaves finalizing to that code.
      *
+     * @param timeout how long this rank waits for the others in one collective before it throws
+     *     {@link IllegalStateException} and refuses further use (see the class comment); a timeout
+     *     too long for a {@code long} of nanoseconds waits without limit
+     * @throws NullPointerException if {@code timeout} is null
+     * @throws IllegalArgumentException if {@code timeout} is zero or negative
      * @throws MpiException if libmpi is missing, is not Open MPI, or MPI fails to initialize
      * @throws IllegalStateException if this process already holds an open {@code Mpi}, or MPI was
      *     finalized (MPI cannot be initialized twice in one process)
      */
-    public static synchronized Mpi init() {
+    public static synchronized Mpi init(Duration timeout) {
+        Objects.requireNonNull(timeout, "timeout");
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("timeout must be positive, got " + timeout);
+        }
         if (open != null) {
             throw new IllegalStateException("MPI is already initialized in this process: use the Mpi instance that"
                     + " the first Mpi.init() returned (MPI can be initialized once per process)");
+        }
+        if (abandoned) {
+            throw new IllegalStateException("MPI in this process was left unfinalized by Mpi.close() after a timeout,"
+                    + " an all-reduce still in flight; it cannot be used again in this process");
         }
         if (finalizedByUs) {
             throw new IllegalStateException("MPI was finalized in this process (Mpi.close()); MPI cannot be"
@@ -126,11 +188,12 @@ public final class Mpi implements AllReduce, AutoCloseable {
         } catch (Throwable t) {
             throw new MpiException("MPI initialization failed: " + t);
         }
-        open = new Mpi(lib, owns);
+        open = new Mpi(lib, owns, timeout);
         return open;
     }
 
     /** This process's rank in {@code MPI_COMM_WORLD}, from 0 to {@code size() - 1}. */
+    @Override
     public int rank() {
         return rank;
     }
@@ -138,6 +201,11 @@ public final class Mpi implements AllReduce, AutoCloseable {
     /** The number of ranks in {@code MPI_COMM_WORLD}. */
     public int size() {
         return size;
+    }
+
+    /** How long one collective may take before this rank gives up on it (see the class comment). */
+    public Duration timeout() {
+        return timeout;
     }
 
     /** Open MPI's {@code MPI_Get_library_version} text, e.g. "Open MPI v4.1.4, package: ...". */
@@ -160,13 +228,13 @@ public final class Mpi implements AllReduce, AutoCloseable {
         return this;
     }
 
-    /** Element-wise int64 sum over every rank, in place: {@code MPI_Allreduce} with {@code MPI_SUM}. */
+    /** Element-wise int64 sum over every rank, in place: an all-reduce with {@code MPI_SUM}, within the timeout. */
     @Override
     public synchronized void sum(long[] words) {
         allReduce(words, lib.opSum, "MPI_SUM");
     }
 
-    /** Element-wise int64 maximum over every rank, in place: {@code MPI_Allreduce} with {@code MPI_MAX}. */
+    /** Element-wise int64 maximum over every rank, in place: an all-reduce with {@code MPI_MAX}, within the timeout. */
     @Override
     public synchronized void max(long[] words) {
         allReduce(words, lib.opMax, "MPI_MAX");
@@ -176,6 +244,9 @@ public final class Mpi implements AllReduce, AutoCloseable {
         Objects.requireNonNull(words, "words");
         if (closed) {
             throw new IllegalStateException("this Mpi is closed (MPI_Finalize was called)");
+        }
+        if (broken != null) {
+            throw new IllegalStateException("this Mpi is broken and refuses further use: " + broken);
         }
         int count = words.length;
         if (checkLengths) {
@@ -187,29 +258,76 @@ public final class Mpi implements AllReduce, AutoCloseable {
         // Through a native buffer rather than the heap array: a critical downcall could pass the array
         // itself, but it would hold off GC for as long as the slowest rank keeps this one waiting.
         MemorySegment.copy(words, 0, buffer, JAVA_LONG, 0, count);
+        collective(buffer, count, op, opName);
+        MemorySegment.copy(buffer, JAVA_LONG, 0, words, 0, count);
+    }
+
+    /**
+     * {@code MPI_Iallreduce} in place, then {@code MPI_Test} until it completes or the timeout passes.
+     * {@code what} names the call in messages, which are built only on failure: no garbage per call.
+     */
+    private void collective(MemorySegment data, int count, MemorySegment op, String what) {
         int rc;
         try {
-            rc = (int) lib.allreduce.invokeExact(OpenMpiLibrary.IN_PLACE, buffer, count, lib.longType, op, lib.commWorld);
+            rc = (int) lib.iallreduce.invokeExact(OpenMpiLibrary.IN_PLACE, data, count, lib.longType, op, lib.commWorld,
+                    request);
         } catch (Throwable t) {
-            throw new MpiException("MPI_Allreduce(" + opName + ") failed: " + t);
+            throw new MpiException("MPI_Iallreduce(" + what + ") failed: " + t);
         }
-        if (rc != OpenMpiLibrary.MPI_SUCCESS) { // the message is built only on failure: no garbage per call
-            check(rc, "MPI_Allreduce(" + opName + ", " + count + " words)");
+        if (rc != OpenMpiLibrary.MPI_SUCCESS) {
+            check(rc, "MPI_Iallreduce(" + what + ", " + count + " words)");
         }
-        MemorySegment.copy(buffer, JAVA_LONG, 0, words, 0, count);
+        long start = System.nanoTime();
+        long pause = FIRST_PAUSE_NANOS;
+        while (!completed(what)) {
+            long waited = System.nanoTime() - start;
+            if (waited >= timeoutNanos) {
+                inFlight = true;
+                broken = "rank " + rank + " waited " + timeout + " for the other ranks in MPI_Allreduce(" + what + ")";
+                throw new IllegalStateException("MPI_Allreduce(" + what + ", " + count + " words) did not complete within "
+                        + timeout + " on rank " + rank + " of " + size + ": another rank did not reach it. This Mpi now"
+                        + " refuses further use");
+            }
+            if (Thread.currentThread().isInterrupted()) {
+                inFlight = true;
+                broken = "rank " + rank + " was interrupted in MPI_Allreduce(" + what + ")";
+                throw new IllegalStateException("interrupted while waiting for the other ranks in MPI_Allreduce(" + what
+                        + "); this Mpi now refuses further use");
+            }
+            if (waited < SPIN_NANOS) {
+                Thread.onSpinWait();
+            } else if (waited < YIELD_NANOS) {
+                Thread.yield();
+            } else {
+                LockSupport.parkNanos(Math.min(pause, timeoutNanos - waited));
+                pause = Math.min(2 * pause, MAX_PAUSE_NANOS);
+            }
+        }
+    }
+
+    /** One {@code MPI_Test} of the collective in flight, which also drives MPI's progress. */
+    private boolean completed(String what) {
+        int rc;
+        try {
+            rc = (int) lib.test.invokeExact(request, done, OpenMpiLibrary.STATUS_IGNORE);
+        } catch (Throwable t) {
+            inFlight = true;
+            broken = "MPI_Test failed: " + t;
+            throw new MpiException("MPI_Test(" + what + ") failed: " + t);
+        }
+        if (rc != OpenMpiLibrary.MPI_SUCCESS) {
+            inFlight = true;
+            broken = "MPI_Test returned error " + rc;
+            check(rc, "MPI_Test(" + what + ")");
+        }
+        return done.get(JAVA_INT, 0) != 0;
     }
 
     /** Every rank learns the largest and smallest count, so every rank detects a mismatch. */
     private void agreeOnLength(int count) {
         lengths.setAtIndex(JAVA_LONG, 0, count);
         lengths.setAtIndex(JAVA_LONG, 1, -(long) count);
-        int rc;
-        try {
-            rc = (int) lib.allreduce.invokeExact(OpenMpiLibrary.IN_PLACE, lengths, 2, lib.longType, lib.opMax, lib.commWorld);
-        } catch (Throwable t) {
-            throw new MpiException("MPI_Allreduce (length check) failed: " + t);
-        }
-        check(rc, "MPI_Allreduce (length check)");
+        collective(lengths, 2, lib.opMax, "length check");
         long largest = lengths.getAtIndex(JAVA_LONG, 0);
         long smallest = -lengths.getAtIndex(JAVA_LONG, 1);
         if (largest != count || smallest != count) {
@@ -230,6 +348,13 @@ public final class Mpi implements AllReduce, AutoCloseable {
     /**
      * Calls {@code MPI_Finalize} (unless other code initialized MPI) and frees the buffers. Every rank
      * must call it. Idempotent. MPI cannot be initialized again in this process afterwards.
+     *
+     * <p>After a timeout, the collective that timed out is still in flight: this waits for it once
+     * more, up to the timeout, and then finalizes as usual.
+     *
+     * @throws IllegalStateException if that collective is still in flight after the wait: MPI is then
+     *     left unfinalized (finalizing with a collective in flight is erroneous) and its buffers
+     *     allocated, and the process should end, which makes {@code mpirun} end the job
      */
     @Override
     public void close() {
@@ -240,8 +365,15 @@ public final class Mpi implements AllReduce, AutoCloseable {
                 }
                 closed = true;
                 open = null;
+                if (inFlight && !drained()) {
+                    abandoned = true;
+                    throw new IllegalStateException("MPI was not finalized: the all-reduce that timed out on rank " + rank
+                            + " is still in flight after another " + timeout + " (" + broken + "). End this process;"
+                            + " mpirun then ends the job");
+                }
                 bufferArena.close();
                 lengthsArena.close();
+                requestArena.close();
                 if (ownsMpi) {
                     finalizedByUs = true;
                     int rc;
@@ -256,9 +388,26 @@ public final class Mpi implements AllReduce, AutoCloseable {
         }
     }
 
+    /** Polls the collective in flight for up to the timeout; whether it completed. */
+    private boolean drained() {
+        long start = System.nanoTime();
+        try {
+            while (!completed("in flight since the timeout")) {
+                if (System.nanoTime() - start >= timeoutNanos || Thread.currentThread().isInterrupted()) {
+                    return false;
+                }
+                LockSupport.parkNanos(MAX_PAUSE_NANOS);
+            }
+        } catch (MpiException e) {
+            return false;
+        }
+        inFlight = false;
+        return true;
+    }
+
     @Override
     public String toString() {
-        return "Mpi[rank " + rank + " of " + size + ", " + lib.library + "]";
+        return "Mpi[rank " + rank + " of " + size + ", " + lib.library + (broken == null ? "" : ", broken: " + broken) + "]";
     }
 
     private void check(int rc, String call) {

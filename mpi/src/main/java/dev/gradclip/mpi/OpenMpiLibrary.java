@@ -32,6 +32,11 @@ final class OpenMpiLibrary {
 
     /** {@code MPI_IN_PLACE} is {@code ((void *) 1)} in Open MPI's mpi.h. */
     static final MemorySegment IN_PLACE = MemorySegment.ofAddress(1);
+    /**
+     * {@code MPI_STATUS_IGNORE} is {@code ((MPI_Status *) 0)} in Open MPI's mpi.h; an
+     * {@code MPI_Request} is a pointer ({@code struct ompi_request_t *}), held in native memory.
+     */
+    static final MemorySegment STATUS_IGNORE = MemorySegment.NULL;
     static final int MPI_SUCCESS = 0;
     /** The third value of the {@code MPI_THREAD_*} enum in Open MPI's mpi.h. */
     static final int MPI_THREAD_SERIALIZED = 2;
@@ -51,7 +56,8 @@ final class OpenMpiLibrary {
     final MethodHandle commRank;         // int MPI_Comm_rank(MPI_Comm, int *)
     final MethodHandle commSize;         // int MPI_Comm_size(MPI_Comm, int *)
     final MethodHandle setErrhandler;    // int MPI_Comm_set_errhandler(MPI_Comm, MPI_Errhandler)
-    final MethodHandle allreduce;        // int MPI_Allreduce(void *, void *, int, MPI_Datatype, MPI_Op, MPI_Comm)
+    final MethodHandle iallreduce;       // int MPI_Iallreduce(const void *, void *, int, MPI_Datatype, MPI_Op, MPI_Comm, MPI_Request *)
+    final MethodHandle test;             // int MPI_Test(MPI_Request *, int *flag, MPI_Status *)
     final MethodHandle finalizeCall;     // int MPI_Finalize(void)
     final MethodHandle errorString;      // int MPI_Error_string(int, char *, int *)
     final MethodHandle libraryVersion;   // int MPI_Get_library_version(char *, int *)
@@ -72,8 +78,9 @@ final class OpenMpiLibrary {
         commSize = linker.downcallHandle(symbols.find("MPI_Comm_size"), FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         setErrhandler = linker.downcallHandle(symbols.find("MPI_Comm_set_errhandler"),
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
-        allreduce = linker.downcallHandle(symbols.find("MPI_Allreduce"),
-                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        iallreduce = linker.downcallHandle(symbols.find("MPI_Iallreduce"),
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+        test = linker.downcallHandle(symbols.find("MPI_Test"), FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         finalizeCall = linker.downcallHandle(symbols.find("MPI_Finalize"), FunctionDescriptor.of(JAVA_INT));
         errorString = linker.downcallHandle(symbols.find("MPI_Error_string"),
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -39,6 +41,33 @@ class MpiIntegrationTest {
         assertJobPassed(result, ranks);
         long errors = result.output().lines().filter(line -> line.startsWith("ERROR policy on rank ")).count();
         assertEquals(ranks, errors, "every rank must throw under NonFinite.ERROR\n" + result.output());
+    }
+
+    /** A rank that cannot do its part of a sharded step: every rank throws at that step, nobody writes, the next step is in lockstep. */
+    @ParameterizedTest(name = "mpirun -np {0}")
+    @ValueSource(ints = {2, 3})
+    @Timeout(value = 210, unit = TimeUnit.SECONDS)
+    void aFaultOnOneRankFailsEveryRankAtThatStepAndWritesNothing(int ranks) throws Exception {
+        MpiRun.Result result = MpiRun.run(ranks, JOB_SECONDS, MpiShardedFailureCheck.class);
+        assertJobPassed(result, ranks);
+        long failedSteps = result.output().lines().filter(line -> line.startsWith("FAILED STEP ")).count();
+        assertEquals(5L * ranks, failedSteps, "every rank must throw at each of the 5 faulty steps\n" + result.output());
+    }
+
+    /** A rank that never reaches a collective: the waiting rank throws after the timeout, and its Mpi refuses further use. */
+    @Test
+    @Timeout(value = 210, unit = TimeUnit.SECONDS)
+    void aCollectiveThatARankNeverReachesTimesOut() throws Exception {
+        Path dir = Files.createTempDirectory("gradclip-mpi-timeout");
+        Path signal = dir.resolve("rank0-timed-out");
+        try {
+            MpiRun.Result result = MpiRun.run(2, JOB_SECONDS, MpiTimeoutCheck.class, signal.toString());
+            assertJobPassed(result, 2);
+            assertTrue(result.output().lines().anyMatch(line -> line.startsWith("TIMEOUT rank 0 ")), result.output());
+        } finally {
+            Files.deleteIfExists(signal);
+            Files.delete(dir);
+        }
     }
 
     @Test

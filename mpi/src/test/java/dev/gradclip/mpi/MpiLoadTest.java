@@ -3,6 +3,7 @@ package dev.gradclip.mpi;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -34,5 +35,17 @@ class MpiLoadTest {
         assertTrue(e.getMessage().contains("libc.so.6 is not Open MPI"), e.getMessage());
         assertTrue(e.getMessage().contains("ompi_mpi_comm_world"), e.getMessage());
         assertTrue(e.getMessage().contains("MPICH"), e.getMessage());
+    }
+
+    /** The timeout is checked first, before any library is loaded. */
+    @Test
+    void aTimeoutThatIsNotPositiveIsRejectedByName() {
+        System.setProperty(Mpi.LIBRARY_PROPERTY, "libgradclip-no-such-mpi.so.40");
+        for (Duration timeout : new Duration[] {Duration.ZERO, Duration.ofNanos(-1)}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Mpi.init(timeout));
+            assertTrue(e.getMessage().contains("timeout must be positive"), e.getMessage());
+        }
+        NullPointerException e = assertThrows(NullPointerException.class, () -> Mpi.init(null));
+        assertTrue(e.getMessage().contains("timeout"), e.getMessage());
     }
 }
