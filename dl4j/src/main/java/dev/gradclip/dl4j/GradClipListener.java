@@ -45,9 +45,10 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * network or its gradient array changes (a new network, {@code init()} again).
  *
  * <p><b>Non-finite gradients.</b> The Clipper's policy applies. A listener cannot skip DL4J's
- * update: with {@link dev.gradclip.NonFinite#SKIP} the updater applies the gradient unclipped,
- * NaN and all. {@link dev.gradclip.NonFinite#ERROR} throws {@link ArithmeticException} out of
- * {@code fit} before the updater runs, the parameters unchanged: catch it to skip the batch.
+ * update, so a Clipper with {@link dev.gradclip.NonFinite#SKIP} is refused: the updater would apply
+ * the gradient unclipped, NaN and all. {@link dev.gradclip.NonFinite#ERROR} throws
+ * {@link ArithmeticException} out of {@code fit} before the updater runs, the parameters unchanged:
+ * catch it to skip the batch.
  *
  * <p>One listener per network, called on the training thread; read {@link #lastReport()} there too.
  */
@@ -66,10 +67,16 @@ public final class GradClipListener extends BaseTrainingListener {
      *
      * @param clipper the configured clip, used on every step
      * @throws NullPointerException if {@code clipper} is null
+     * @throws IllegalArgumentException if its non-finite policy is {@link dev.gradclip.NonFinite#SKIP}
      */
     public GradClipListener(Clipper clipper) {
         if (clipper == null) {
             throw new NullPointerException("clipper is null");
+        }
+        if (clipper.nonFinite() == dev.gradclip.NonFinite.SKIP) {
+            throw new IllegalArgumentException("clipper has NonFinite.SKIP, but a listener cannot skip DL4J's update,"
+                    + " which would apply the non-finite gradient: use NonFinite.ERROR (throws before the updater)"
+                    + " or NonFinite.PROPAGATE");
         }
         this.clipper = clipper;
     }

@@ -287,4 +287,13 @@ class GradClipListenerTest {
         }
         assertThrows(NullPointerException.class, () -> new GradClipListener(null));
     }
+
+    /** DL4J's updater runs after the listener whatever it does: SKIP would let a NaN gradient through. */
+    @Test
+    void aClipperThatSkipsNonFiniteStepsIsRefused() {
+        try (Clipper skipping = Clipper.builder().maxNorm(1).nonFinite(NonFinite.SKIP).build()) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new GradClipListener(skipping));
+            assertTrue(e.getMessage().contains("NonFinite.SKIP"), e.getMessage());
+        }
+    }
 }
