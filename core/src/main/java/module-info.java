@@ -8,6 +8,7 @@
  */
 module dev.gradclip {
     requires static jdk.incubator.vector;
+    requires jdk.jfr;
 
     exports dev.gradclip;
 }

@@ -27,11 +27,15 @@ import dev.gradclip.internal.TensorTable;
  * }
  * }</pre>
  *
- * <p><b>Threads.</b> By default all available processors for work of at least 1 MiB, the calling
- * thread alone below that (a hand-off costs about what one core needs for that much memory). The
- * results are the same bits for any thread count. Worker threads are daemons, created once; close the
- * Clipper to stop them. Segments confined to the calling thread ({@code Arena.ofConfined()}) are
- * processed on the calling thread alone.
+ * <p><b>Threads.</b> By default all available processors (at most {@link #MAX_THREADS}) for work of
+ * at least 1 MiB, the calling thread alone below that (a hand-off costs about what one core needs for
+ * that much memory). The results are the same bits for any thread count. Worker threads are daemons,
+ * created once by {@link Builder#build()}; {@link #close()} stops them at once, and a Clipper dropped
+ * without closing stops them once the garbage collector finds it unreachable. Segments confined to
+ * the calling thread ({@code Arena.ofConfined()}) are processed on the calling thread alone.
+ *
+ * <p><b>Closing.</b> After {@link #close()} every {@code clip} throws {@link IllegalStateException}
+ * and writes nothing.
  *
  * <p><b>Sharding.</b> With {@link Builder#allReduce(AllReduce)}, each participant passes the tensors
  * it holds; {@code clip} computes the local {@link NormPartial} words, all-reduces them through the
@@ -60,6 +64,13 @@ import dev.gradclip.internal.TensorTable;
  */
 public final class Clipper implements AutoCloseable {
 
+    /**
+     * The most threads a Clipper takes, 256: {@link Builder#threads} rejects more. The passes are bound
+     * by memory bandwidth, which a few cores per memory channel saturate, and each thread is started
+     * by {@code build()} and spins briefly after each call; thousands only cost time and memory.
+     */
+    public static final int MAX_THREADS = 256;
+
     private final double maxNorm;
     private final double normType;
     private final NormType type;
@@ -69,6 +80,7 @@ public final class Clipper implements AutoCloseable {
     private final Engine engine;
     private final NormState local = new NormState();
     private final NormState global = new NormState();
+    private boolean closed; // guarded by this
 
     private Clipper(Builder builder) {
         this.maxNorm = builder.maxNorm;
@@ -138,6 +150,9 @@ public final class Clipper implements AutoCloseable {
      * here is flagged in the all-reduce, so a check added here fails every participant alike.
      */
     private TensorTable checked(Gradients grads, double scale, GradReport report, boolean withReport) {
+        if (closed) {
+            throw new IllegalStateException("the Clipper is closed: nothing was written");
+        }
         TensorTable table = GradClip.readable(grads);
         if (!(scale > 0 && scale < Double.POSITIVE_INFINITY)) {
             throw new IllegalArgumentException("scale must be positive and finite, was " + scale);
@@ -192,7 +207,7 @@ public final class Clipper implements AutoCloseable {
             }
             return norm; // SKIP
         }
-        double c = Clipping.coefficient(norm, maxNorm);
+        double c = Clipping.coefficientFor(maxNorm, norm);
         boolean written = GradClip.scale(engine, table, c);
         if (withReport) {
             report.fill(normType, norm, written ? c : 1, written);
@@ -202,7 +217,7 @@ public final class Clipper implements AutoCloseable {
 
     /** Whether a clip with this norm writes: what the policy and {@link GradClip#scale} decide below. */
     private boolean scales(double norm) {
-        return (Double.isFinite(norm) || nonFinite == NonFinite.PROPAGATE) && Clipping.coefficient(norm, maxNorm) != 1.0;
+        return (Double.isFinite(norm) || nonFinite == NonFinite.PROPAGATE) && Clipping.coefficientFor(maxNorm, norm) != 1.0;
     }
 
     /** {@code x / scale}; with scale 1 the value itself, so plain clips keep every bit (a NaN's payload too). */
@@ -256,9 +271,10 @@ public final class Clipper implements AutoCloseable {
         return engine.threads();
     }
 
-    /** Stops the worker threads, after a clip that another thread is running. */
+    /** Stops the worker threads, after a clip that another thread is running; later clips throw. Idempotent. */
     @Override
     public synchronized void close() {
+        closed = true;
         engine.close();
     }
 
@@ -273,7 +289,7 @@ public final class Clipper implements AutoCloseable {
         private double maxNorm = Double.NaN;
         private double normType = 2;
         private NonFinite nonFinite = NonFinite.PROPAGATE;
-        private int threads = Runtime.getRuntime().availableProcessors();
+        private int threads = Math.min(Runtime.getRuntime().availableProcessors(), MAX_THREADS);
         private long minParallelBytes = Engine.DEFAULT_MIN_PARALLEL_BYTES;
         private AllReduce allReduce;
         private boolean maxNormSet;
@@ -302,10 +318,14 @@ public final class Clipper implements AutoCloseable {
             return this;
         }
 
-        /** Threads for large work, the caller included; default all available processors; 1 = the calling thread only. */
+        /**
+         * Threads for large work, the caller included: 1 (the calling thread only) to
+         * {@link #MAX_THREADS}; default all available processors, at most {@code MAX_THREADS}. More
+         * threads than cores work, with the same bits, but only add hand-offs.
+         */
         public Builder threads(int threads) {
-            if (threads < 1) {
-                throw new IllegalArgumentException("threads must be >= 1, was " + threads);
+            if (threads < 1 || threads > MAX_THREADS) {
+                throw new IllegalArgumentException("threads must be in 1.." + MAX_THREADS + ", was " + threads);
             }
             this.threads = threads;
             return this;

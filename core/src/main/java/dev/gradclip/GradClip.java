@@ -16,9 +16,12 @@ import java.util.List;
  * {@code clip_grad_value_}, and the norm alone. These static methods run on the calling thread; a
  * {@link Clipper} adds threads, non-finite policies, per-tensor reports and sharding.
  *
- * <p><b>Global-norm clipping.</b> One norm is computed over every element of every tensor. When it
- * exceeds {@code maxNorm}, every element of every tensor is multiplied by the same coefficient
- * {@code c = maxNorm / (norm + 1e-6)}, which shortens the update and keeps its direction.
+ * <p><b>Global-norm clipping.</b> One norm is computed over every element of every tensor, and
+ * every element of every tensor is multiplied by the same coefficient
+ * {@code c = min(1, maxNorm / (norm + 1e-6))} whenever it is below 1, torch's rule: that shortens the
+ * update and keeps its direction. A norm within 1e-6 below {@code maxNorm} is scaled too (by a factor
+ * just below 1), and so is a norm near a {@code maxNorm} below 1e-6; when {@code c} is exactly 1
+ * nothing is written.
  *
  * <p><b>Norm types.</b> {@code normType} is 2, 1, any finite p >= 1, or
  * {@code Double.POSITIVE_INFINITY} (the largest |g|), as torch's {@code norm_type}.
@@ -26,12 +29,11 @@ import java.util.List;
  * <p><b>Accuracy.</b> Norms are accumulated in double for every dtype, with no overflow and no
  * underflow for finite input. Relative error against the exact norm: at most 1e-13 for normType 2
  * and 1 (derived: 7.6e-15 and 1.5e-14), exact for +Infinity, at most 1e-12 for other p (derived:
- * 6.4e-14); see {@code Clipping} in the internal package for the derivations. For normType 1, 2 and
+ * 1.1e-13); see {@code Clipping} in the internal package for the derivations. For normType 1, 2 and
  * +Infinity the result is the same to the bit on every CPU (any vector width, or none), for any
  * thread count and any sharding at tensor boundaries.
  *
- * <p><b>Scaling.</b> When the norm is at most {@code maxNorm}, nothing is written. Otherwise each
- * element becomes its dtype's round-to-nearest-even rounding of {@code g * c}: float64 multiplies
+ * <p><b>Scaling.</b> When {@code c} is 1, nothing is written. Otherwise each element becomes its dtype's round-to-nearest-even rounding of {@code g * c}: float64 multiplies
  * by the double {@code c}; float32 by {@code (float) c}, rounded once, within one ulp of
  * {@code (float) (g * c)}; float16 and bfloat16 widen exactly to float32, multiply by
  * {@code (float) c} and round to their type, within one ulp of the exact product. Where
@@ -62,6 +64,16 @@ import java.util.List;
  * infinite norm gives {@code c = 0}, so finite elements become (signed) zeros and infinite ones NaN.
  * Check the returned norm with {@link Double#isFinite} to skip such a step, or use a
  * {@link Clipper} with {@link NonFinite#SKIP} or {@link NonFinite#ERROR}.
+ *
+ * <p><b>NaN bits.</b> Every pass that writes ({@link #clipGradNorm}, {@link #clipGradsWithNorm},
+ * {@link Clipper#clip}, {@link #clipGradValue}) writes NaNs by one rule, the same bits on every CPU,
+ * with the vector or the scalar kernels, interpreted or compiled. A NaN element stays that NaN,
+ * quieted: its sign and payload are kept and its quiet bit (the top significand bit:
+ * {@code 0x0008000000000000} in float64, {@code 0x00400000} in float32, {@code 0x0200} in float16,
+ * {@code 0x0040} in bfloat16) is set, so a quiet NaN keeps every bit. A NaN made from an element that
+ * was not NaN (every element when the norm is NaN, an infinite element when the norm is infinite) is
+ * the dtype's canonical quiet NaN, positive with an empty payload: {@code 0x7ff8000000000000},
+ * {@code 0x7fc00000}, {@code 0x7e00}, {@code 0x7fc0}. Value clipping makes no NaN.
  *
  * <p><b>Errors.</b> Bad arguments throw before anything is written, naming the argument and the
  * tensor by name and index: {@code maxNorm} or {@code clipValue} negative or NaN, an unsupported
@@ -111,7 +123,7 @@ public final class GradClip {
         Workspace work = Workspace.get();
         norm(work, table, type, normType);
         double norm = work.state.norm();
-        scale(work.engine, table, Clipping.coefficient(norm, maxNorm));
+        scale(work.engine, table, Clipping.coefficientFor(maxNorm, norm));
         return norm;
     }
 
@@ -121,8 +133,8 @@ public final class GradClip {
     }
 
     /**
-     * Scales every tensor by {@code maxNorm / (totalNorm + 1e-6)} when {@code totalNorm > maxNorm} (or
-     * is NaN), exactly as {@link #clipGradNorm} would for that norm: torch's
+     * Scales every tensor by {@code c = min(1, maxNorm / (totalNorm + 1e-6))} when that is below 1 (or
+     * NaN), exactly as {@link #clipGradNorm} would for that norm: torch's
      * {@code clip_grads_with_norm_}, TensorFlow's {@code use_norm}. For a norm computed elsewhere, e.g.
      * all-reduced from {@link #partialNorm}s.
      */
@@ -132,7 +144,7 @@ public final class GradClip {
             throw new IllegalArgumentException("totalNorm must be >= 0 (or NaN), was " + totalNorm
                     + ": a negative coefficient would flip the gradients' sign");
         }
-        scale(Workspace.get().engine, readable(grads), Clipping.coefficient(totalNorm, maxNorm));
+        scale(Workspace.get().engine, readable(grads), Clipping.coefficientFor(maxNorm, totalNorm));
     }
 
     /** This worker's share of a global norm, to merge with the others' (see {@link NormPartial}). */
@@ -173,13 +185,13 @@ public final class GradClip {
     }
 
     /**
-     * The factor {@code clipGradNorm} applies for a norm: {@code maxNorm / (norm + 1e-6)} when the norm
-     * exceeds {@code maxNorm} or is NaN, else 1. {@code maxNorm = +Infinity} never clips, so its factor is
-     * 1 even for a NaN norm; {@code maxNorm = -0.0} counts as 0.
+     * The factor {@code clipGradNorm} applies for a norm: {@code min(1, maxNorm / (norm + 1e-6))}, NaN
+     * for a NaN norm; 1 means nothing is written. {@code maxNorm = +Infinity} never clips, so its
+     * factor is 1 even for a NaN norm; {@code maxNorm = -0.0} counts as 0.
      */
     public static double clipCoefficient(double norm, double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
-        return Clipping.coefficient(norm, maxNorm);
+        return Clipping.coefficientFor(maxNorm, norm);
     }
 
     // ---- 0.1: float32 lists and arrays, L2 ----
@@ -204,7 +216,7 @@ public final class GradClip {
             work.list.load(grads);
             norm(work, work.list, NormType.L2, 2);
             double norm = work.state.norm();
-            scale(work.engine, work.list, Clipping.coefficient(norm, maxNorm));
+            scale(work.engine, work.list, Clipping.coefficientFor(maxNorm, norm));
             return norm;
         } finally {
             work.list.release();

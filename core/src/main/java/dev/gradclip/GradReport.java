@@ -47,7 +47,10 @@ public final class GradReport {
         return totalNorm;
     }
 
-    /** The coefficient {@code maxNorm / (norm + 1e-6)} that was applied, in double; 1 if nothing was written. */
+    /**
+     * The coefficient {@code min(1, maxNorm / (norm + 1e-6))} that was applied, in double (NaN for a NaN
+     * norm under {@link NonFinite#PROPAGATE}); 1 if nothing was written.
+     */
     public double coefficient() {
         return coefficient;
     }
@@ -92,8 +95,14 @@ public final class GradReport {
         return false;
     }
 
-    /** The indices of the {@code k} tensors with the largest norms, largest first (NaN first). For logs; allocates. */
+    /**
+     * The indices of the {@code k} tensors with the largest norms (all of them if there are fewer),
+     * largest first (NaN first). For logs; allocates. {@code k < 0} throws {@link IllegalArgumentException}.
+     */
     public int[] largest(int k) {
+        if (k < 0) {
+            throw new IllegalArgumentException("k must be >= 0, was " + k);
+        }
         Integer[] order = new Integer[norms.length];
         for (int i = 0; i < order.length; i++) {
             order[i] = i;
@@ -155,7 +164,7 @@ public final class GradReport {
         StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "norm%s %.6g", normTypeLabel(), totalNorm));
         line.append(clipped ? String.format(Locale.ROOT, ", clipped x%.6g", coefficient) : ", not clipped");
         if (size() > 0) {
-            int top = largest(1)[0];
+            int top = largestOne();
             line.append(String.format(Locale.ROOT, ", largest %s %.6g", grads.name(top), norms[top]));
         }
         int shown = 0;
@@ -166,6 +175,17 @@ public final class GradReport {
             }
         }
         return line.toString();
+    }
+
+    /** The first index of the largest norm (NaN counts as largest), without sorting: {@code largest(1)[0]}. */
+    private int largestOne() {
+        int top = 0;
+        for (int i = 1; i < norms.length; i++) {
+            if (Double.compare(norms[i], norms[top]) > 0) {
+                top = i;
+            }
+        }
+        return top;
     }
 
     private String normTypeLabel() {

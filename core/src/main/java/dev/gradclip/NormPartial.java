@@ -17,9 +17,9 @@ import dev.gradclip.internal.NormType;
  * blocks start at a tensor's first element, so a cut inside a tensor changes the block sums.
  *
  * <p><b>Other p.</b> Each partial keeps its sum relative to its own largest magnitude; merging
- * rescales one side by {@code (M1/M)^p}, which adds at most about 4 ulp per merge (a division raised
- * to p, then rooted: u; pow: 2u; product: u), so the merged norm is within the single-call bound plus
- * that, but its last bits can depend on the merge tree. These partials have no word form:
+ * rescales one side by {@code (M1/M)^p}, which adds at most about 150u per merge, u = 2^-53 (a
+ * division raised to p, then rooted: u; the power, weighted as in the single call's bound: 145u;
+ * the product: u), so the merged norm is within the single-call bound plus that, but its last bits can depend on the merge tree. These partials have no word form:
  * {@link #toLongs()} throws {@link UnsupportedOperationException}.
  *
  * <p><b>Sharding by hand.</b> Whoever all-reduces these words and then calls

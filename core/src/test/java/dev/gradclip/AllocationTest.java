@@ -6,19 +6,41 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** After warm-up, the {@code List<MemorySegment>} path allocates nothing per call on native segments. */
+/**
+ * After warm-up the hot paths allocate nothing per call: the {@code List<MemorySegment>} path on native
+ * segments, a Clipper at one and two threads with and without a report, and every norm type. Measured
+ * with {@code ThreadMXBean#getThreadAllocatedBytes} over stretches in which the JIT was idle
+ * ({@link JitWatch}), so that a loaded machine, whose compiler lags far behind, gives the same answer.
+ */
 class AllocationTest {
 
     private static final com.sun.management.ThreadMXBean THREADS =
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     private static final int WARM_UP_CALLS = 15_000;
     private static final int MEASURED_CALLS = 1_000;
+    private static final Duration JIT_WAIT = Duration.ofMinutes(10);
+
+    private static JitWatch jit;
+
+    @BeforeAll
+    static void watchTheJit() {
+        jit = new JitWatch();
+    }
+
+    @AfterAll
+    static void stopWatching() {
+        jit.close();
+    }
 
     /** 40 tensors of 1 to 5000 floats in one arena; {@code shuffled} defeats the ascending-address fast path. */
     private static List<MemorySegment> grads(Arena arena, boolean shuffled) {
@@ -37,17 +59,48 @@ class AllocationTest {
         return grads;
     }
 
-    /** Bytes allocated by this thread over the measured calls, after warm-up calls of the same loop. */
+    /** Bytes this thread allocated over {@link #MEASURED_CALLS} calls, in a stretch in which the JIT was idle. */
     private static long allocatedBytes(Runnable normThenClip) {
+        return allocatedBytes(normThenClip, new long[0]);
+    }
+
+    /**
+     * Bytes this thread and the threads {@code others} allocated over {@link #MEASURED_CALLS} calls,
+     * after {@link #WARM_UP_CALLS} calls of the same loop, in a stretch of calls in which the JIT
+     * neither compiled nor deoptimized anything and had nothing queued ({@link JitWatch}: until then
+     * C1's code, or the objects a deoptimization re-creates, allocate what C2's code does not).
+     * Stretches in which the JIT was busy are measured again, for up to {@link #JIT_WAIT}.
+     */
+    private static long allocatedBytes(Runnable call, long[] others) {
         assertTrue(THREADS.isThreadAllocatedMemorySupported() && THREADS.isThreadAllocatedMemoryEnabled());
         for (int i = 0; i < WARM_UP_CALLS; i++) {
-            normThenClip.run();
+            call.run();
         }
-        long before = THREADS.getCurrentThreadAllocatedBytes();
-        for (int i = 0; i < MEASURED_CALLS; i++) {
-            normThenClip.run();
+        long deadline = System.nanoTime() + JIT_WAIT.toNanos();
+        for (int stretch = 1; ; stretch++) {
+            boolean idleBefore = JitWatch.compileQueueIdle(); // these reads allocate: outside the measurement
+            long othersBefore = sum(THREADS.getThreadAllocatedBytes(others));
+            Instant from = Instant.now();
+            long before = THREADS.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < MEASURED_CALLS; i++) {
+                call.run();
+            }
+            long caller = THREADS.getCurrentThreadAllocatedBytes() - before;
+            Instant to = Instant.now();
+            long bytes = caller + sum(THREADS.getThreadAllocatedBytes(others)) - othersBefore;
+            try {
+                if (idleBefore && !jit.wasBusy(from, to)) {
+                    return bytes;
+                }
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the JIT was busy in each of " + stretch + " stretches of " + MEASURED_CALLS
+                        + " calls for " + JIT_WAIT + " (the last allocated " + bytes + " bytes):\n"
+                        + JitWatch.compileQueue());
+            }
         }
-        return THREADS.getCurrentThreadAllocatedBytes() - before;
     }
 
     /** A norm, then a clip to 0.9999 of it, which has to scale every element. */
@@ -116,34 +169,12 @@ class AllocationTest {
         }
     }
 
-    /**
-     * {@link #allocatedBytes(Runnable)}, counting gradclip's worker threads too. Warm-up: 3,000 calls,
-     * then rounds of 250 until one allocates nothing (at most 12,000 calls more). A mixed-dtype set runs
-     * 24 loop copies, which C2 compiles in the background; on this loaded two-core machine that has
-     * taken longer than 3,000 calls, and until then C1's code boxes every vector. The measured 1,000
-     * calls come after, and must allocate nothing.
-     */
+    /** {@link #allocatedBytes(Runnable, long[])}, counting gradclip's worker threads too. */
     private static long allocatedBytesOnAllThreads(Runnable call) {
-        for (int i = 0; i < WARM_UP_CALLS / 5; i++) {
-            call.run();
-        }
         long[] workers = Thread.getAllStackTraces().keySet().stream() // allocates: before the measurement
                 .filter(t -> t.getName().startsWith("gradclip-worker-") && t.isAlive())
                 .mapToLong(Thread::threadId).toArray();
-        for (int round = 0; round < 48 && allocatedOnAllThreads(call, 250, workers) > 0; round++) {
-            // still compiling
-        }
-        return allocatedOnAllThreads(call, MEASURED_CALLS, workers);
-    }
-
-    private static long allocatedOnAllThreads(Runnable call, int calls, long[] workers) {
-        long workersBefore = sum(THREADS.getThreadAllocatedBytes(workers));
-        long before = THREADS.getCurrentThreadAllocatedBytes();
-        for (int i = 0; i < calls; i++) {
-            call.run();
-        }
-        long caller = THREADS.getCurrentThreadAllocatedBytes() - before;
-        return caller + sum(THREADS.getThreadAllocatedBytes(workers)) - workersBefore;
+        return allocatedBytes(call, workers);
     }
 
     private static long sum(long[] values) {
@@ -152,6 +183,55 @@ class AllocationTest {
             sum += Math.max(0, v); // -1 for a thread that ended
         }
         return sum;
+    }
+
+    /**
+     * Norm types other than 1, 2 and +Infinity (2.5 through the static methods, 3 through a two-thread
+     * Clipper with a report): {@code StrictMath.pow} allocated 96 bytes per element per call.
+     */
+    @Test
+    void otherNormTypesAllocateNothing() {
+        try (Arena arena = Arena.ofShared()) {
+            Gradients grads = Tensors.gradients(arena, Tensors.mixed(78, 12, false), 0);
+            MemorySegment[] backup = new MemorySegment[grads.size()];
+            for (int i = 0; i < backup.length; i++) {
+                backup[i] = arena.allocate(Math.max(1, grads.segment(i).byteSize())).copyFrom(grads.segment(i));
+            }
+            GradReport report = new GradReport(grads);
+            try (Clipper clipper = Clipper.builder().maxNorm(1e-6).normType(3).threads(2).minParallelBytes(0).build()) {
+                Runnable call = () -> {
+                    for (int i = 0; i < backup.length; i++) {
+                        MemorySegment.copy(backup[i], 0, grads.segment(i), 0, grads.segment(i).byteSize());
+                    }
+                    double norm = GradClip.totalNorm(grads, 2.5);
+                    assertEquals(norm, GradClip.clipGradNorm(grads, norm / 2, 2.5));
+                    assertTrue(clipper.clip(grads, report) > 0);
+                };
+                assertEquals(0, allocatedBytesOnAllThreads(call));
+            }
+        }
+    }
+
+    /** The report's log line finds the largest tensor without sorting: on 100k tensors it allocated 2.5 MB. */
+    @Test
+    void aReportsLogLineDoesNotGrowWithTheTensorCount() {
+        Gradients.Builder builder = Gradients.builder();
+        for (int i = 0; i < 100_000; i++) {
+            builder.add("t" + i, MemorySegment.ofArray(new float[] {i % 1000}), DType.FLOAT32);
+        }
+        Gradients grads = builder.build();
+        GradReport report = new GradReport(grads);
+        try (Clipper clipper = Clipper.builder().maxNorm(1).threads(1).build()) {
+            clipper.clip(grads, report);
+        }
+        String line = report.toString();
+        assertTrue(line.contains("largest t999 999"), line);
+        long before = THREADS.getCurrentThreadAllocatedBytes();
+        for (int i = 0; i < 10; i++) {
+            report.toString();
+        }
+        long bytes = (THREADS.getCurrentThreadAllocatedBytes() - before) / 10;
+        assertTrue(bytes < 64 * 1024, bytes + " bytes per toString()");
     }
 
     @Test

@@ -7,9 +7,12 @@ import java.util.List;
 
 /**
  * Run in child JVMs by {@link CrossWidthTest}: prints the kernels this JVM chose, then the bits of
- * everything gradclip computes on a fixed mixed-dtype set: the norms of type 1, 2, +Infinity and 3,
- * the buffers after clipping by each, and after value clipping. Every JVM must print the same lines
- * but the first.
+ * everything gradclip computes on a fixed mixed-dtype set: the norms of type 1, 2, +Infinity, 3 and
+ * 2.5, the buffers after clipping by each, and after value clipping; torch's coefficient rule where
+ * it differs from the old one; subnormal float64 norms; and every {@link NanCases} case. Every JVM must
+ * print the same lines but the first. Arguments: {@code all} or {@code nan} (the NaN cases only, for
+ * the interpreter and C1), and how many calls of the NaN cases must all give the first call's bits
+ * (the passes move from the interpreter to C1 and C2 on the way); the last line says whether they did.
  */
 public final class BitsProbe {
 
@@ -24,7 +27,7 @@ public final class BitsProbe {
 
     static List<String> lines() {
         List<String> out = new ArrayList<>();
-        for (double p : new double[] {1, 2, Double.POSITIVE_INFINITY, 3}) {
+        for (double p : new double[] {1, 2, Double.POSITIVE_INFINITY, 3, 2.5}) {
             Gradients grads = Tensors.gradients(null, data(), 1);
             double norm = GradClip.totalNorm(grads, p);
             double before = GradClip.clipGradNorm(grads, norm / 3, p);
@@ -36,7 +39,82 @@ public final class BitsProbe {
         GradClip.clipGradValue(grads, 1e-3);
         out.add("value " + Long.toHexString(hash(Tensors.allBits(grads))));
         everyHalfPattern(out);
+        coefficientRule(out);
+        subnormalNorms(out);
+        out.addAll(nanLines());
         return out;
+    }
+
+    /** Clipping to the norm itself, and to 1e-7 of small gradients: torch's rule scales both, the old one neither. */
+    private static void coefficientRule(List<String> out) {
+        Gradients grads = Tensors.gradients(null, data(), 1);
+        double norm = GradClip.totalNorm(grads);
+        GradClip.clipGradNorm(grads, norm);
+        out.add("clipped to its own norm " + Long.toHexString(hash(Tensors.allBits(grads))));
+        List<Tensors.Tensor> small = new ArrayList<>();
+        for (DType type : DType.values()) {
+            double[] values = new double[100];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = Tensors.round(type, 1e-9 * (i % 5 + 1) * (i % 2 == 0 ? 1 : -1));
+            }
+            small.add(new Tensors.Tensor("small." + type, type, values));
+        }
+        Gradients tiny = Tensors.gradients(null, small, 0);
+        double before = GradClip.clipGradNorm(tiny, 1e-7);
+        out.add("clipped to 1e-7 from " + Long.toHexString(Double.doubleToRawLongBits(before)) + " "
+                + Long.toHexString(hash(Tensors.allBits(tiny))));
+    }
+
+    /** Float64 norms below 2^-1022, rounded once to the subnormal spacing. */
+    private static void subnormalNorms(List<String> out) {
+        java.util.SplittableRandom random = new java.util.SplittableRandom(1074);
+        StringBuilder line = new StringBuilder("subnormal norms");
+        for (int trial = 0; trial < 64; trial++) {
+            double[] values = new double[1 + trial % 9];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = random.nextLong(1, 1L << (4 + trial % 48)) * Double.MIN_VALUE;
+            }
+            double norm = GradClip.totalNorm(Gradients.of(DType.FLOAT64, List.of(MemorySegment.ofArray(values))));
+            line.append(' ').append(Long.toHexString(Double.doubleToRawLongBits(norm)));
+        }
+        out.add(line.toString());
+    }
+
+    /** Each NaN case's bits after one call. */
+    static List<String> nanLines() {
+        List<String> out = new ArrayList<>();
+        try (Clipper clipper = NanCases.clipper()) {
+            for (NanCases.Case c : NanCases.all()) {
+                out.add(NanCases.line(c, NanCases.run(c, clipper)));
+            }
+        }
+        return out;
+    }
+
+    /** Runs every NaN case {@code calls} times; the line says whether every call gave the first call's bits. */
+    static String nanStability(int calls) {
+        List<NanCases.Case> cases = NanCases.all();
+        List<NanCases.Tensor> tensors = cases.stream().map(NanCases.Tensor::new).toList();
+        try (Clipper clipper = NanCases.clipper()) {
+            List<long[]> first = new ArrayList<>();
+            for (NanCases.Tensor tensor : tensors) {
+                first.add(tensor.run(clipper));
+            }
+            for (int call = 2; call <= calls; call++) {
+                for (int k = 0; k < cases.size(); k++) {
+                    long[] bits = tensors.get(k).run(clipper);
+                    if (!java.util.Arrays.equals(first.get(k), bits)) {
+                        return "NaN cases changed at call " + call + ": " + NanCases.line(cases.get(k), bits)
+                                + " after " + NanCases.line(cases.get(k), first.get(k));
+                    }
+                }
+            }
+        }
+        return stableLine(calls);
+    }
+
+    static String stableLine(int calls) {
+        return "NaN cases: the same bits on each of " + calls + " calls";
     }
 
     /**
@@ -98,6 +176,7 @@ public final class BitsProbe {
 
     public static void main(String[] args) {
         System.out.println(KernelProvider.kernels().description());
-        lines().forEach(System.out::println);
+        (args[0].equals("nan") ? nanLines() : lines()).forEach(System.out::println);
+        System.out.println(nanStability(Integer.parseInt(args[1])));
     }
 }

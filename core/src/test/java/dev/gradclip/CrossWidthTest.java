@@ -18,17 +18,28 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The same bits on every CPU: child JVMs with 128-, 256- and (where the CPU has it) 512-bit
  * vectors, the scalar fallback forced, and no Vector API at all print the same norms and clipped
- * buffers as this JVM, for every dtype and norm type 1, 2, +Infinity (and 3).
+ * buffers as this JVM, for every dtype and norm type 1, 2, +Infinity (and 3, 2.5), NaNs included
+ * ({@link BitsProbe}). The NaN cases also run in the interpreter alone and in C1 alone, against the
+ * rule's own bits ({@link NanCases#expected}), and repeated until C2 has compiled them: every call the same.
  */
 class CrossWidthTest {
 
     private record Run(List<String> out, String err) {}
 
+    /** Calls of the NaN cases in a child: enough for the passes to reach C2 (C1 in a C1-only JVM). */
+    private static final int CALLS_THROUGH_THE_TIERS = 20_000;
+
     private static Run probe(Path dir, String... jvmFlags) throws IOException, InterruptedException {
+        return probe(dir, "all", 1, jvmFlags);
+    }
+
+    /** Runs {@link BitsProbe} with {@code mode} and {@code calls} in a child JVM with the flags. */
+    private static Run probe(Path dir, String mode, int calls, String... jvmFlags) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(List.of(jvmFlags));
-        command.addAll(List.of("-cp", ChildJvm.classPath(), BitsProbe.class.getName()));
+        command.addAll(List.of("-cp", ChildJvm.classPath(), BitsProbe.class.getName(), mode,
+                String.valueOf(calls)));
         Path out = dir.resolve("out.txt");
         Path err = dir.resolve("err.txt");
         Process process = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
@@ -40,7 +51,28 @@ class CrossWidthTest {
 
     private static void assertSameBitsAsThisJvm(Run run) {
         List<String> expected = BitsProbe.lines();
-        assertEquals(expected, run.out().subList(1, run.out().size()), "kernels in the child: " + run.out().get(0));
+        assertEquals(expected, run.out().subList(1, run.out().size() - 1), "kernels in the child: " + run.out().get(0));
+        assertTrue(run.out().getLast().startsWith("NaN cases: the same bits"), run.out().getLast());
+    }
+
+    /** The NaN cases' lines are the rule's bits, and every call gave them. */
+    private static void assertNaNRule(Run run, int calls) {
+        List<String> expected = NanCases.all().stream().map(c -> NanCases.line(c, NanCases.expected(c))).toList();
+        assertEquals(expected, run.out().subList(1, run.out().size() - 1), "kernels in the child: " + run.out().get(0));
+        assertEquals(BitsProbe.stableLine(calls), run.out().getLast());
+    }
+
+    @Test
+    void theInterpreterWritesTheNaNRulesBits(@TempDir Path dir) throws Exception {
+        Run run = probe(dir, "nan", 3, "--add-modules=jdk.incubator.vector", "-Xint");
+        assertNaNRule(run, 3);
+    }
+
+    @Test
+    void c1WritesTheNaNRulesBitsOnEveryCall(@TempDir Path dir) throws Exception {
+        Run run = probe(dir, "nan", CALLS_THROUGH_THE_TIERS, "--add-modules=jdk.incubator.vector",
+                "-XX:TieredStopAtLevel=1");
+        assertNaNRule(run, CALLS_THROUGH_THE_TIERS);
     }
 
     @Test
@@ -55,10 +87,13 @@ class CrossWidthTest {
 
     @Test
     void forcedScalarKernelsGiveTheSameBitsAndDoNotWarn(@TempDir Path dir) throws Exception {
-        Run run = probe(dir, "--add-modules=jdk.incubator.vector", "-Dgradclip.kernels=scalar");
+        Run run = probe(dir, "all", CALLS_THROUGH_THE_TIERS, "--add-modules=jdk.incubator.vector",
+                "-Dgradclip.kernels=scalar");
         assertEquals(new ScalarKernels().description(), run.out().get(0));
         assertTrue(run.err().lines().noneMatch(line -> line.contains("WARNING") && !line.contains("incubator modules")),
                 run.err());
+        assertTrue(run.err().contains("gradclip kernels: " + new ScalarKernels().description()), "the choice is logged: "
+                + run.err());
         assertSameBitsAsThisJvm(run);
     }
 
@@ -72,7 +107,7 @@ class CrossWidthTest {
 
     @Test
     void vectors256BitGiveTheSameBits(@TempDir Path dir) throws Exception {
-        Run run = probe(dir, "--add-modules=jdk.incubator.vector", "-XX:MaxVectorSize=32");
+        Run run = probe(dir, "all", CALLS_THROUGH_THE_TIERS, "--add-modules=jdk.incubator.vector", "-XX:MaxVectorSize=32");
         if (!KernelProvider.kernels().description().startsWith("scalar")) {
             assertTrue(run.out().get(0).startsWith("vector"), run.out().get(0));
         }

@@ -1,5 +1,6 @@
 package dev.gradclip;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.gradclip.internal.Clipping;
@@ -89,5 +90,27 @@ class ErrorBoundTest {
             grads[i] = (float) (1e6 / Math.sqrt(i + 1.0));
         }
         assertWithinBound(grads);
+    }
+
+    /**
+     * A subnormal float64 norm is correctly rounded: [m, q] units of {@code Double.MIN_VALUE}, q = 5795,
+     * m = q^2, has the norm sqrt(m^2 + m) units, m units once rounded (it was m + 1: rounded three times).
+     * Every entry point that returns a norm, and a report's per-tensor norm.
+     */
+    @Test
+    void aSubnormalFloat64NormIsCorrectlyRounded() {
+        long q = 5795;
+        long m = q * q;
+        double[] values = {m * Double.MIN_VALUE, q * Double.MIN_VALUE};
+        BigDecimal units = new BigDecimal(m * m + q * q).sqrt(new MathContext(40));
+        assertTrue(units.subtract(BigDecimal.valueOf(m)).abs().compareTo(new BigDecimal("0.5")) < 0, "m units is the nearest");
+        Gradients grads = Gradients.of(DType.FLOAT64, List.of(MemorySegment.ofArray(values)));
+        assertEquals(m * Double.MIN_VALUE, GradClip.totalNorm(grads));
+        assertEquals(m * Double.MIN_VALUE, GradClip.partialNorm(grads, 2).norm());
+        GradReport report = new GradReport(grads);
+        try (Clipper clipper = Clipper.builder().maxNorm(Double.POSITIVE_INFINITY).build()) {
+            assertEquals(m * Double.MIN_VALUE, clipper.clip(grads, report));
+        }
+        assertEquals(m * Double.MIN_VALUE, report.norm(0));
     }
 }

@@ -177,9 +177,9 @@ class PartialsTest {
     }
 
     @Test
-    void clipGradsWithNormWritesNothingAtOrBelowMaxNormAndRejectsANegativeNorm() {
+    void clipGradsWithNormWritesNothingWhenTheFactorIsOneAndRejectsANegativeNorm() {
         Gradients grads = Gradients.of(DType.FLOAT32, List.of(java.lang.foreign.MemorySegment.ofArray(new float[] {3, 4}).asReadOnly()));
-        GradClip.clipGradsWithNorm(grads, 5, 5); // read-only: any write would throw
+        GradClip.clipGradsWithNorm(grads, 5, 4.999); // min(1, 5 / 4.999001) is 1; read-only: any write would throw
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> GradClip.clipGradsWithNorm(grads, 1, -2));
         assertTrue(e.getMessage().contains("totalNorm"), e.getMessage());

@@ -69,7 +69,7 @@ public class ClipperBenchmark {
         if (clip.maxNorm == Double.POSITIVE_INFINITY) {
             clip.maxNorm = norm;
         }
-        double c = Clipping.coefficient(norm, clip.maxNorm);
+        double c = Clipping.coefficientFor(clip.maxNorm, norm);
         clip.engine.scale(grads.table, c);
         clip.maxNorm = norm * c * ClipBenchmark.SHRINK; // the next call scales too
         return norm;

@@ -93,7 +93,7 @@ public final class Interleaved {
             if (target[0] == Double.POSITIVE_INFINITY) {
                 target[0] = n;
             }
-            double c = Clipping.coefficient(n, target[0]);
+            double c = Clipping.coefficientFor(target[0], n);
             engine.scale(grads.table, c);
             target[0] = n * c * ClipBenchmark.SHRINK;
             return n;

@@ -98,7 +98,7 @@ public class OrderBenchmark {
     @Benchmark
     public double clip(Order order, ClipBenchmark.Target target) {
         double norm = order.norm();
-        double c = Clipping.coefficient(norm, target.maxNorm);
+        double c = Clipping.coefficientFor(target.maxNorm, norm);
         order.engine.scale(order.table, c);
         return target.after(norm, c);
     }

@@ -14,15 +14,26 @@ public final class Clipping {
     private Clipping() {}
 
     /**
-     * The factor to scale by: {@code maxNorm / (norm + EPS)} when {@code norm > maxNorm} or the norm
-     * is NaN, else 1 (nothing is written). As in torch, a NaN norm gives NaN and an infinite norm 0.
-     * {@code maxNorm = +Infinity} never clips, whatever the norm, NaN included: the factor is 1 (torch
-     * would scale by NaN there). {@code maxNorm = -0.0} is 0: its quotient {@code -0.0} would flip the
-     * sign of every zeroed element. {@code maxNorm} has been checked.
+     * The factor to scale by, torch's rule: {@code min(1, threshold / (norm + EPS))}, in double. The
+     * gradients are written exactly when it is below 1 or NaN. A factor of exactly 1 writes nothing:
+     * whenever {@code norm + EPS}, rounded, is at most the threshold, every bit stays as it was. As in
+     * torch, a NaN norm gives NaN and an infinite norm 0. {@code threshold = +Infinity} never clips,
+     * whatever the norm, NaN included: the factor is 1 (torch would scale by NaN there).
+     * {@code threshold = -0.0} is 0: its quotient {@code -0.0} would flip the sign of every zeroed
+     * element. The threshold has been checked ({@link SegmentChecks#checkMaxNorm}). Every entry point
+     * and every participant of a sharded clip takes its factor from here.
+     *
+     * <p>The sum {@code norm + EPS} and the quotient round once each, so a factor below 1 is within
+     * {@code (1 ± u)^2} of the exact {@code threshold / (norm + EPS)}, u = 2^-53; float64 multiplies by
+     * it, the 32- and 16-bit types by its float rounding ({@link #floatCoefficient}). torch 1.13 divides
+     * in float32 instead, so its factor can differ from this one's float rounding by an ulp.
      */
-    public static double coefficient(double norm, double maxNorm) {
-        boolean clip = maxNorm != Double.POSITIVE_INFINITY && !(norm <= maxNorm);
-        return clip ? (maxNorm + 0.0) / (norm + EPS) : 1.0; // -0.0 + 0.0 is +0.0
+    public static double coefficientFor(double threshold, double norm) {
+        if (threshold == Double.POSITIVE_INFINITY) {
+            return 1.0;
+        }
+        double q = (threshold + 0.0) / (norm + EPS); // -0.0 + 0.0 is +0.0
+        return q < 1 || Double.isNaN(q) ? q : 1.0;
     }
 
     /**
@@ -64,26 +75,32 @@ public final class Clipping {
     }
 
     /**
-     * The bound for other finite p >= 1: {@code gamma(521) + 53u}, about 6.4e-14, within the
+     * The bound for other finite p >= 1: {@code gamma(521) + 430u}, about 1.1e-13, within the
      * promised 1e-12.
      *
-     * <p>Why. Each term is {@code pow(|x| / M_t, p)}, M_t the tensor's largest magnitude: the
-     * division rounds once, a factor {@code (1 + d)}, |d| <= u, which pow raises to {@code (1 + d)^p};
-     * StrictMath.pow adds at most one ulp (2u). Terms are at most 1, so nothing overflows, and terms
-     * that underflow are below 2^-1074 against a sum of at least 1. A block sum of 8 interleaved
-     * accumulators adds gamma(521) (at most 518 adds into one accumulator: 511 plus up to 7 leftover
-     * elements, or 512; then 3 to fold); blocks are summed exactly
-     * and rounded once (u). Across tensors each tensor's sum is rescaled by {@code (M_t / M)^p}, M the
-     * global largest magnitude: another {@code (1 + d)^p}, 2u for pow and u for the product; the
-     * rescaled sums enter a Neumaier sum (2u). So the global sum is the exact one times a factor
-     * within {@code (1 ± u)^(2p) (1 ± e)}, e <= gamma(521) + 6u, and its p-th root is within
-     * {@code (1 ± u)^2 (1 ± e)} of the exact root for p >= 1. The root's pow (2u) and the product
-     * with M (u) round twice more, and the exponent {@code 1/p} is itself rounded: {@code S^(1/p)}
-     * then carries a factor {@code S^(d/p)}, |d| <= u, that is at most {@code ln(S) u / p <= 42u}
-     * for a sum S of at most 2^60 terms each at most 1.
+     * <p>Why. Each term is {@code (|x| / M_t)^p}, M_t the tensor's largest magnitude: the division
+     * rounds once, a factor {@code (1 + d)}, |d| <= u, which the power raises to {@code (1 + d)^p}.
+     * The power ({@link Powers}) gives {@code y^p e^(z t) (1 + e)} with z = {@code ln(y^p)} at most 0,
+     * |t| < 3.01u, |e| < 2u. Its error grows with |z|, but a term with a large |z| is small: every term
+     * is at most 1, the largest is exactly 1 (log 1 = 0, exp 0 = 1), so the sum is at least 1, and
+     * with at most 2^60 terms {@code sum(y^p |z|) <= 47.2 sum(y^p)} (terms from 2^-64 up have
+     * |z| <= 44.4; below, {@code y^p |z|} is at most {@code 2^-64 * 44.4} each, 2.78 in all). So the
+     * terms add at most {@code 3.02u * 47.2 + 2u < 145u} relative to the sum; terms that underflow to
+     * subnormals or zero are off by less than 2^-1073 each, under 2^-1013 in all. A block sum of 8
+     * interleaved accumulators adds gamma(521) (at most 518 adds into one accumulator: 511 plus up to
+     * 7 leftover elements, or 512; then 3 to fold); blocks are summed exactly and rounded once (u).
+     * Across tensors each tensor's sum is rescaled by {@code (M_t / M)^p}, M the global largest
+     * magnitude: another {@code (1 + d)^p}, and the power's error weighted the same way (each
+     * tensor's sum is at most its element count, and the one holding M has a sum of at least 1):
+     * 145u; u for the product; the rescaled sums enter a Neumaier sum (2u). So the global sum is the
+     * exact one times a factor within {@code (1 ± u)^(2p) (1 ± e)}, e <= gamma(521) + 294u (with
+     * the second-order terms), and its p-th root is within {@code (1 ± u)^2 (1 ± e)} of the exact
+     * root for p >= 1. The root is {@code exp(ln(S) / p)}, S at most 2^60: its exponent is off by at
+     * most {@code 3.01u ln(S) / p <= 125.3u}, exp adds 2u and the product with M u. In all
+     * {@code gamma(521) + 2u + 294u + 125.3u + 3u}, below {@code gamma(521) + 430u}.
      */
     public static double powerBound() {
-        return gamma(521) + 53 * U;
+        return gamma(521) + 430 * U;
     }
 
     private static double gamma(int k) {

@@ -2,6 +2,7 @@ package dev.gradclip.internal;
 
 import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
+import java.lang.ref.Cleaner;
 
 /**
  * Runs the passes of a clip over a {@link TensorTable}: the norm pass (with per-tensor figures when
@@ -29,6 +30,8 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
 
     private final Kernels kernels;
     private final WorkerPool pool; // null for one thread
+    /** Closes the pool: by {@link #close()}, or by the cleaner once this engine is unreachable. */
+    private final Cleaner.Cleanable closer;
     private final long minParallelBytes;
     private final Worker[] workers;
 
@@ -56,6 +59,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         }
         this.kernels = kernels;
         this.pool = threads > 1 ? new WorkerPool(threads) : null;
+        this.closer = pool == null ? null : pool.closeWhenUnreachable(this);
         this.minParallelBytes = minParallelBytes;
         this.workers = new Worker[threads];
         for (int w = 0; w < threads; w++) {
@@ -249,27 +253,27 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     }
 
     /**
-     * Sum of {@code (|x| / max)^p} over a block, in 8 interleaved accumulators. Each term is at most 1
-     * and has a relative error of at most {@code (p + 2)u} (the division's u raised to p, and
-     * StrictMath.pow's ulp); the sum adds at most gamma(521): up to 518 adds into one accumulator and 3 to
-     * fold ({@link Clipping#powerBound()}). StrictMath, so the bits are the same on every JVM.
+     * Sum of {@code (|x| / max)^p} over a block, in 8 interleaved accumulators. Each term is at most 1;
+     * its error is {@link Powers}' (the division's u, raised to p, comes on top); the sum adds at most
+     * gamma(521): up to 518 adds into one accumulator and 3 to fold ({@link Clipping#powerBound()}).
+     * StrictMath's exp and log, so the bits are the same on every JVM.
      */
     private static double powerSum(DType type, MemorySegment segment, long from, int count, double max, double p) {
         double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
         int full = count & ~7;
         for (int k = 0; k < full; k += 8) {
             long i = from + k;
-            a0 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i, 1) / max, p);
-            a1 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i + 1, 1) / max, p);
-            a2 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i + 2, 1) / max, p);
-            a3 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i + 3, 1) / max, p);
-            a4 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i + 4, 1) / max, p);
-            a5 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i + 5, 1) / max, p);
-            a6 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i + 6, 1) / max, p);
-            a7 += StrictMath.pow(ScalarKernels.magnitude(type, segment, i + 7, 1) / max, p);
+            a0 += Powers.pow(ScalarKernels.magnitude(type, segment, i, 1) / max, p);
+            a1 += Powers.pow(ScalarKernels.magnitude(type, segment, i + 1, 1) / max, p);
+            a2 += Powers.pow(ScalarKernels.magnitude(type, segment, i + 2, 1) / max, p);
+            a3 += Powers.pow(ScalarKernels.magnitude(type, segment, i + 3, 1) / max, p);
+            a4 += Powers.pow(ScalarKernels.magnitude(type, segment, i + 4, 1) / max, p);
+            a5 += Powers.pow(ScalarKernels.magnitude(type, segment, i + 5, 1) / max, p);
+            a6 += Powers.pow(ScalarKernels.magnitude(type, segment, i + 6, 1) / max, p);
+            a7 += Powers.pow(ScalarKernels.magnitude(type, segment, i + 7, 1) / max, p);
         }
         for (int k = full; k < count; k++) {
-            a0 += StrictMath.pow(ScalarKernels.magnitude(type, segment, from + k, 1) / max, p);
+            a0 += Powers.pow(ScalarKernels.magnitude(type, segment, from + k, 1) / max, p);
         }
         return ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));
     }
@@ -355,7 +359,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
             tensorPowerSum[tensor] = total;
             double m = tensorMax[tensor];
             tensorNorm[tensor] = m > 0 && m <= Double.MAX_VALUE
-                    ? m * StrictMath.pow(total, 1 / p) : m;
+                    ? m * Powers.root(total, p) : m;
             return;
         }
         tensorMax[tensor] = max;
@@ -384,7 +388,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
             if (m == 0) {
                 continue;
             }
-            double term = tensorPowerSum[i] * StrictMath.pow(m / global, p);
+            double term = tensorPowerSum[i] * Powers.pow(m / global, p);
             double t = sum + term;
             compensation += Math.abs(sum) >= Math.abs(term) ? (sum - t) + term : (term - t) + sum;
             sum = t;
@@ -405,10 +409,11 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         java.util.Arrays.fill(tensorPowerSum, 0, n, 0);
     }
 
+    /** Stops the workers now; an engine that is dropped unclosed stops them once the GC finds it unreachable. */
     @Override
     public void close() {
-        if (pool != null) {
-            pool.close();
+        if (closer != null) {
+            closer.clean();
         }
     }
 

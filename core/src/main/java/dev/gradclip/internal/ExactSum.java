@@ -200,6 +200,9 @@ public final class ExactSum {
         if (!round()) {
             return 0.0;
         }
+        if (roundedExponent <= SUBNORMAL_ROOTS) {
+            return subnormalSqrt();
+        }
         double significand = roundedSignificand;
         int exponent = roundedExponent;
         if ((exponent & 1) != 0) {
@@ -207,6 +210,64 @@ public final class ExactSum {
             exponent--;
         }
         return Math.scalb(Math.sqrt(significand), exponent / 2);
+    }
+
+    /**
+     * Rounded totals with this exponent or below are under 2^-2044, so their root is under 2^-1022:
+     * a subnormal, or {@code MIN_NORMAL} once rounded.
+     */
+    private static final int SUBNORMAL_ROOTS = -2044 - 53;
+
+    /**
+     * The root of a total below 2^-2044, rounded once to a multiple of 2^-1074 (the subnormal spacing),
+     * to nearest even. Rounding the total to 53 bits, its root to 53 bits and that to the subnormal's
+     * fewer bits would round three times and could miss by one unit. Instead, with the total as an
+     * exact number N of units 2^-2148 (so that the root is in units 2^-1074): K = floor(sqrt(4N)),
+     * from the integer part M of 4N (below 2^106) and whether 4N has a fraction. sqrt(N) lies in
+     * [K/2, (K+1)/2): an even K rounds down to K/2; an odd K rounds up to (K+1)/2, unless
+     * sqrt(N) is exactly K/2, a tie, which goes to the even neighbour.
+     */
+    private double subnormalSqrt() {
+        // 4N = total * 2^2150: digit i weighs 2^(32i - 58); digits 0 and the low 26 bits of digit 1 are the fraction.
+        long high = 0;
+        long low = 0;
+        boolean fraction = false;
+        for (int i = lowest; i <= highest; i++) {
+            long digit = digits[i];
+            int shift = 32 * i + MIN_EXPONENT + 2150;
+            if (shift < 0) {
+                fraction |= -shift >= 64 ? digit != 0 : (digit & ((1L << -shift) - 1)) != 0;
+                digit = -shift >= 64 ? 0 : digit >>> -shift;
+                shift = 0;
+            }
+            long addLow = shift >= 64 ? 0 : digit << shift;
+            long addHigh = shift == 0 ? 0 : shift >= 64 ? digit << (shift - 64) : digit >>> (64 - shift);
+            low += addLow;
+            high += addHigh + (Long.compareUnsigned(low, addLow) < 0 ? 1 : 0);
+        }
+        long k = (long) Math.sqrt(Math.scalb((double) high, 64) + unsignedToDouble(low));
+        while (squareExceeds(k, high, low)) {
+            k--;
+        }
+        while (!squareExceeds(k + 1, high, low)) {
+            k++;
+        }
+        long units = (k + 1) >>> 1; // an odd K rounds up, an even K down
+        boolean tie = (k & 1) == 1 && !fraction && k * k == low && Math.multiplyHigh(k, k) == high;
+        if (tie && (units & 1) == 1) {
+            units--;
+        }
+        return Math.scalb((double) units, -1074);
+    }
+
+    private static double unsignedToDouble(long value) {
+        return value >= 0 ? value : Math.scalb((double) (value >>> 1), 1);
+    }
+
+    /** Whether k^2 > (high, low) as unsigned 128-bit integers; k is below 2^54. */
+    private static boolean squareExceeds(long k, long high, long low) {
+        long squareHigh = Math.multiplyHigh(k, k);
+        return squareHigh != high ? squareHigh > high : Long.compareUnsigned(k * k, low) > 0;
     }
 
     /** Writes the normalized digits into {@code words} from {@code offset}: {@link #DIGITS} words, each below 2^32. */

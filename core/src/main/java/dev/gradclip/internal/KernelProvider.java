@@ -20,7 +20,8 @@ import java.util.Locale;
  * because these kernels need 256-bit vectors, not because 128-bit vectors are slow.
  *
  * <p>The system property {@code gradclip.kernels=scalar} forces the scalar kernels (for tests and
- * for benchmarks of the fallback).
+ * for benchmarks of the fallback). Every choice is logged in one line: INFO for the vector kernels
+ * and for the forced scalar ones, WARNING with the reason otherwise.
  */
 public final class KernelProvider {
 
@@ -43,7 +44,10 @@ public final class KernelProvider {
 
     private static Kernels lookup() {
         if ("scalar".equals(System.getProperty(FORCE_PROPERTY))) {
-            return new ScalarKernels();
+            Kernels scalar = new ScalarKernels();
+            LOG.log(System.Logger.Level.INFO, "gradclip kernels: " + scalar.description() + ", forced by -D"
+                    + FORCE_PROPERTY + "=scalar");
+            return scalar;
         }
         String unavailable = whyVectorUnavailable();
         if (unavailable != null) {

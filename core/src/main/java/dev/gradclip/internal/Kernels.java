@@ -37,14 +37,18 @@ public interface Kernels {
                    double scale, BlockFigures out);
 
     /**
-     * Multiplies each element by {@code c}, rounded to the element's type to nearest even: in double
-     * for FLOAT64; for the other types by {@code (float) c}, in float32, then rounded to the type,
-     * unless {@code (float) c} would be subnormal ({@link Clipping#floatCoefficient}): then
-     * {@code (float) (x * c)} in double, then rounded to the type.
+     * Multiplies each element by {@code c} (at least 0, or NaN), rounded to the element's type to
+     * nearest even: in double for FLOAT64; for the other types by {@code (float) c}, in float32, then
+     * rounded to the type, unless {@code (float) c} would be subnormal ({@link Clipping#floatCoefficient}):
+     * then {@code (float) (x * c)} in double, then rounded to the type. NaNs follow one rule (the NaN
+     * bits of {@link dev.gradclip.GradClip}): a NaN element is written quieted, and a NaN made by the
+     * product (a NaN {@code c}, or infinity times 0) is the canonical quiet NaN; factors 0 and NaN are
+     * written from the bits by {@link ScalarKernels#scaleByZeroOrNaN}, since the hardware decides the
+     * bits of those products.
      */
     void scaleBlock(DType type, MemorySegment segment, long from, int count, double c);
 
-    /** Clamps each element to {@code [-bound, bound]}; {@code bound} is representable in the type; NaN stays NaN. */
+    /** Clamps each element to {@code [-bound, bound]}; {@code bound} is representable in the type; a NaN is written quieted. */
     void clampBlock(DType type, MemorySegment segment, long from, int count, double bound);
 
     /** One line for logs and reports, e.g. {@code "vector (256-bit doubles, 8 accumulators, 32 lanes)"}. */

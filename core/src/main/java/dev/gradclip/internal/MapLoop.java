@@ -38,7 +38,11 @@ final class MapLoop {
             for (int k = 0; k < full; k += VectorKernels.WIDTH) {
                 long at = (from + k) * Double.BYTES;
                 DoubleVector x = DoubleVector.fromMemorySegment(VectorKernels.DOUBLES, segment, at, ORDER);
-                (CLAMP ? x.max(-arg).min(arg) : x.mul(arg)).intoMemorySegment(segment, at, ORDER);
+                // A clamped NaN lane is written as x's lane quieted: lanewise max and min, like Math.max,
+                // leave a NaN's bits unspecified (see ScalarKernels.clampTail).
+                (CLAMP ? x.max(-arg).min(arg).blend(x.reinterpretAsLongs().or(0x0008_0000_0000_0000L)
+                        .reinterpretAsDoubles(), x.test(VectorOperators.IS_NAN))
+                        : x.mul(arg)).intoMemorySegment(segment, at, ORDER);
             }
             tail(segment, from + full, from + count, arg);
             return;
@@ -82,11 +86,13 @@ final class MapLoop {
                 IntVector both = IntVector.fromMemorySegment(VectorKernels.INTS_8, segment, at, ORDER);
                 FloatVector high = both.and(0xffff0000).reinterpretAsFloats();
                 FloatVector low = both.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                IntVector highBits = (CLAMP ? high.max(-a).min(a) : high.mul(a)).reinterpretAsInts();
-                IntVector lowBits = (CLAMP ? low.max(-a).min(a) : low.mul(a)).reinterpretAsInts();
+                IntVector highBits = (CLAMP ? high.max(-a).min(a).blend(high.reinterpretAsInts().or(0x0040_0000)
+                        .reinterpretAsFloats(), high.test(VectorOperators.IS_NAN)) : high.mul(a)).reinterpretAsInts();
+                IntVector lowBits = (CLAMP ? low.max(-a).min(a).blend(low.reinterpretAsInts().or(0x0040_0000)
+                        .reinterpretAsFloats(), low.test(VectorOperators.IS_NAN)) : low.mul(a)).reinterpretAsInts();
                 // Round to nearest even on the high 16 bits: add 0x7fff plus the kept part's lowest bit.
-                // A NaN here came from a bfloat16 (its low half is zero; the multiply only quiets it), so
-                // the add cannot carry it into infinity: it stays that NaN, and no NaN test is needed.
+                // A NaN here came from a bfloat16 (its low half is zero; the multiply or the clamp only
+                // quiets it), so the add cannot carry it into infinity: it stays that NaN, and no NaN test is needed.
                 highBits = highBits.add(0x7fff).add(highBits.lanewise(VectorOperators.LSHR, 16).and(1)).and(0xffff0000);
                 lowBits = lowBits.add(0x7fff).add(lowBits.lanewise(VectorOperators.LSHR, 16).and(1))
                         .lanewise(VectorOperators.LSHR, 16);
@@ -113,7 +119,8 @@ final class MapLoop {
                         .or(halves.and(0x8000).lanewise(VectorOperators.LSHL, 16))
                         .reinterpretAsFloats().mul(ScalarKernels.FLOAT16_REBIAS);
             }
-            FloatVector y = CLAMP ? x.max(-a).min(a) : x.mul(a);
+            FloatVector y = CLAMP ? x.max(-a).min(a).blend(x.reinterpretAsInts().or(0x0040_0000).reinterpretAsFloats(),
+                    x.test(VectorOperators.IS_NAN)) : x.mul(a);
             // Round and store eight elements.
             if (TYPE == DType.FLOAT32) {
                 y.intoMemorySegment(segment, at * Float.BYTES, ORDER);

@@ -67,7 +67,7 @@ public final class NormState {
             case L2 -> sum.sqrt();
             case L1 -> sum.toDouble();
             case INF -> max;
-            case POWER -> max == 0 ? 0 : max * StrictMath.pow(powerSum, 1 / p);
+            case POWER -> max == 0 ? 0 : max * Powers.root(powerSum, p);
         };
     }
 
@@ -90,7 +90,7 @@ public final class NormState {
 
     /** {@code sum * (from / to)^p}: a POWER sum relative to {@code from}, made relative to {@code to >= from}. */
     private double rescale(double sum, double from, double to) {
-        return from == to ? sum : sum == 0 ? 0 : sum * StrictMath.pow(from / to, p);
+        return from == to ? sum : sum == 0 ? 0 : sum * Powers.pow(from / to, p);
     }
 
     private static double maxPropagatingNaN(double a, double b) {

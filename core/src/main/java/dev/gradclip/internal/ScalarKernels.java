@@ -207,15 +207,15 @@ public final class ScalarKernels implements Kernels {
     }
 
     /**
-     * Round to nearest even on the high 16 bits. A NaN keeps its high half: every NaN the passes produce
-     * is a widened bfloat16 (perhaps quieted by a multiply), whose low half is zero, and for it that is
-     * exactly what the rounding add gives, which is how the vector kernel stores it. (A NaN with a
-     * non-zero low half, which the passes never make, is quieted rather than carried into infinity.)
+     * Round to nearest even on the high 16 bits. A NaN keeps its high half, quieted: every NaN the
+     * passes store is a widened bfloat16, quieted (by a multiply, or explicitly in the clamp), whose low
+     * half is zero, and for it that is exactly what the rounding add gives, which is how the vector
+     * kernel stores it.
      */
     static short toBfloat16(float value) {
         int bits = Float.floatToRawIntBits(value);
         if (Float.isNaN(value)) {
-            return (short) ((bits & 0xffff) == 0 ? bits >>> 16 : bits >>> 16 | 0x0040);
+            return (short) (bits >>> 16 | 0x0040);
         }
         return (short) ((bits + 0x7fff + (bits >>> 16 & 1)) >>> 16);
     }
@@ -226,6 +226,10 @@ public final class ScalarKernels implements Kernels {
     }
 
     static void scaleTail(DType type, MemorySegment segment, long from, long end, double c) {
+        if (!(c > 0)) {
+            scaleByZeroOrNaN(type, segment, from, end, c);
+            return;
+        }
         if (type == DType.FLOAT64) {
             for (long i = from; i < end; i++) {
                 segment.setAtIndex(DOUBLE, i, segment.getAtIndex(DOUBLE, i) * c);
@@ -244,22 +248,88 @@ public final class ScalarKernels implements Kernels {
         }
     }
 
+    /**
+     * Scaling by 0 (an infinite norm, or {@code maxNorm} 0) or NaN (a NaN norm), written from the bits
+     * by the NaN rule of {@link Kernels#scaleBlock}: a NaN element quieted; for a NaN factor every other
+     * element, and for 0 an infinite one, the canonical quiet NaN; a finite element times 0 its signed
+     * zero. Multiplying would leave those NaN bits to the hardware (x86 makes a negative NaN of
+     * infinity times zero, ARM a positive one) and, for two NaN operands, to the operand order the
+     * compiler picked. A rare path, shared by both kernels.
+     */
+    static void scaleByZeroOrNaN(DType type, MemorySegment segment, long from, long end, double c) {
+        int width = 8 * type.byteSize();
+        long sign = 1L << (width - 1);
+        long infinity = switch (type) {
+            case FLOAT64 -> 0x7ff0_0000_0000_0000L;
+            case FLOAT32 -> 0x7f80_0000L;
+            case FLOAT16 -> 0x7c00L;
+            case BFLOAT16 -> 0x7f80L;
+        };
+        long quiet = quietBit(type);
+        boolean nanFactor = Double.isNaN(c);
+        for (long i = from; i < end; i++) {
+            long bits = rawBits(type, segment, i);
+            long magnitude = bits & (sign - 1);
+            long out = magnitude > infinity ? bits | quiet
+                    : nanFactor || magnitude == infinity ? infinity | quiet
+                    : bits & sign;
+            setRawBits(type, segment, i, out);
+        }
+    }
+
+    /** The top bit of the significand, set in a quiet NaN: the canonical NaN is infinity with this bit. */
+    static long quietBit(DType type) {
+        return switch (type) {
+            case FLOAT64 -> 0x0008_0000_0000_0000L;
+            case FLOAT32 -> 0x0040_0000L;
+            case FLOAT16 -> FLOAT16_QUIET;
+            case BFLOAT16 -> 0x0040L;
+        };
+    }
+
+    private static long rawBits(DType type, MemorySegment segment, long i) {
+        return switch (type) {
+            case FLOAT64 -> segment.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i);
+            case FLOAT32 -> segment.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, i) & 0xffff_ffffL;
+            case FLOAT16, BFLOAT16 -> segment.getAtIndex(SHORT, i) & 0xffffL;
+        };
+    }
+
+    private static void setRawBits(DType type, MemorySegment segment, long i, long bits) {
+        switch (type) {
+            case FLOAT64 -> segment.setAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i, bits);
+            case FLOAT32 -> segment.setAtIndex(ValueLayout.JAVA_INT_UNALIGNED, i, (int) bits);
+            case FLOAT16, BFLOAT16 -> segment.setAtIndex(SHORT, i, (short) bits);
+        }
+    }
+
     @Override
     public void clampBlock(DType type, MemorySegment segment, long from, int count, double bound) {
         clampTail(type, segment, from, from + count, bound);
     }
 
+    /** A NaN is written back quieted, whatever bits Math.max hands on (Java leaves a NaN's bits unspecified). */
     static void clampTail(DType type, MemorySegment segment, long from, long end, double bound) {
         if (type == DType.FLOAT64) {
             for (long i = from; i < end; i++) {
-                segment.setAtIndex(DOUBLE, i, Math.min(Math.max(segment.getAtIndex(DOUBLE, i), -bound), bound));
+                double x = segment.getAtIndex(DOUBLE, i);
+                segment.setAtIndex(DOUBLE, i, x != x ? quieted(x) : Math.min(Math.max(x, -bound), bound));
             }
             return;
         }
         float b = (float) bound;
         for (long i = from; i < end; i++) {
-            store(type, segment, i, Math.min(Math.max(load(type, segment, i), -b), b));
+            float x = load(type, segment, i);
+            store(type, segment, i, x != x ? quieted(x) : Math.min(Math.max(x, -b), b));
         }
+    }
+
+    static double quieted(double nan) {
+        return Double.longBitsToDouble(Double.doubleToRawLongBits(nan) | 0x0008_0000_0000_0000L);
+    }
+
+    static float quieted(float nan) {
+        return Float.intBitsToFloat(Float.floatToRawIntBits(nan) | 0x0040_0000);
     }
 
     @Override

@@ -92,8 +92,9 @@ public final class VectorKernels implements Kernels {
 
     @Override
     public void scaleBlock(DType type, MemorySegment segment, long from, int count, double c) {
-        if (type != DType.FLOAT64 && !Clipping.floatCoefficient(c)) {
-            // Norms beyond ~8.5e37 x maxNorm only: rare enough for the scalar loop, which multiplies in double.
+        if (!(c > 0) || type != DType.FLOAT64 && !Clipping.floatCoefficient(c)) {
+            // Factors 0 and NaN (written from the bits), and norms beyond ~8.5e37 x maxNorm (multiplied in
+            // double): rare enough for the scalar loop.
             ScalarKernels.scaleTail(type, segment, from, from + count, c);
             return;
         }

@@ -1,5 +1,6 @@
 package dev.gradclip.internal;
 
+import java.lang.ref.Cleaner;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
@@ -20,6 +21,9 @@ final class WorkerPool implements AutoCloseable {
      */
     private static final int SPINS = 20_000;
 
+    /** Closes the pools whose owner became unreachable without being closed; its one thread starts with the first pool. */
+    private static final Cleaner CLEANER = Cleaner.create();
+
     private final Thread[] threads; // threads[0] is unused: worker 0 is the caller
     private final Throwable[] failures;
     private final AtomicInteger pending = new AtomicInteger();
@@ -39,6 +43,14 @@ final class WorkerPool implements AutoCloseable {
             threads[w] = thread;
             thread.start();
         }
+    }
+
+    /**
+     * Closes this pool once {@code owner} is unreachable, unless {@link Cleaner.Cleanable#clean()} closed
+     * it first. The workers hold the pool, never the owner, so a forgotten owner does become unreachable.
+     */
+    Cleaner.Cleanable closeWhenUnreachable(Object owner) {
+        return CLEANER.register(owner, this::close);
     }
 
     int workers() {

@@ -137,6 +137,75 @@ class ExactSumTest {
         assertEquals(Double.POSITIVE_INFINITY, sum.toDouble());
     }
 
+    /**
+     * A root below 2^-1022 is the exact root rounded once to the subnormal spacing 2^-1074. Before, the
+     * total was rounded to 53 bits, its root to 53 bits and that again to the subnormal's fewer bits:
+     * q = 5795 and m = q^2 gave (m + 1) units for [m, q] units. Against BigDecimal: random totals of
+     * squares of subnormals (integers in units of 2^-2148), totals with bits below that unit, and exact
+     * ties at half a unit, both ways.
+     */
+    @Test
+    void aSubnormalRootIsTheExactRootRoundedOnce() {
+        long q = 5795;
+        long m = q * q;
+        assertEquals(m, assertRoundedRoot(List.of(new Term((double) (m * m), -2148), new Term((double) (q * q), -2148))),
+                "the issue's [m, q] units");
+
+        Random random = new Random(11);
+        for (int trial = 0; trial < 3000; trial++) {
+            List<Term> terms = new ArrayList<>();
+            long range = switch (trial % 3) {
+                case 0 -> 1L << 26;  // roots up to 2^27 units
+                case 1 -> 1L << 50;  // roots just below MIN_NORMAL
+                default -> 1 + random.nextInt(100);
+            };
+            for (int k = 1 + random.nextInt(3); k > 0; k--) {
+                long units = 1 + (random.nextLong() & Long.MAX_VALUE) % range;
+                // units^2 * 2^-2148, as two exact halves of the square
+                long high = Math.multiplyHigh(units, units);
+                long low = units * units;
+                terms.add(new Term((double) (low & 0xffff_ffffL), -2148));
+                terms.add(new Term((double) (low >>> 32), -2148 + 32));
+                terms.add(new Term((double) high, -2148 + 64));
+            }
+            if (trial % 5 == 0) {
+                terms.add(new Term((1 << 10) + random.nextInt(1 << 20), -2160)); // bits below a quarter unit
+            }
+            assertRoundedRoot(terms);
+        }
+        for (long units : new long[] {3, 4, (1L << 51) + 2, (1L << 51) + 3, (1L << 52) - 1}) {
+            // (units + 1/2)^2 = units^2 + units + 1/4: a tie, which goes to the even neighbour
+            List<Term> tie = new ArrayList<>();
+            long high = Math.multiplyHigh(units, units);
+            long low = units * units;
+            tie.add(new Term((double) (low & 0xffff_ffffL), -2148));
+            tie.add(new Term((double) (low >>> 32), -2148 + 32));
+            tie.add(new Term((double) high, -2148 + 64));
+            tie.add(new Term((double) units, -2148));
+            tie.add(new Term(1, -2150));
+            long got = assertRoundedRoot(tie);
+            assertEquals(units % 2 == 0 ? units : units + 1, got, "tie at " + units + " + 1/2");
+        }
+    }
+
+    /** Asserts that the sum's root is the exact root, in units of 2^-1074, rounded to nearest even; returns those units. */
+    private static long assertRoundedRoot(List<Term> terms) {
+        ExactSum sum = new ExactSum();
+        for (Term t : terms) {
+            sum.add(t.value(), t.offset());
+        }
+        BigDecimal n = exact(terms).multiply(BigDecimal.TWO.pow(2148)); // the total in units of 2^-2148
+        BigDecimal root = n.sqrt(new MathContext(80));
+        BigDecimal floor = root.setScale(0, java.math.RoundingMode.FLOOR);
+        BigDecimal half = floor.add(new BigDecimal("0.5"));
+        int side = n.compareTo(half.multiply(half)); // exact: the root against floor + 1/2
+        long expected = side < 0 || (side == 0 && floor.longValueExact() % 2 == 0)
+                ? floor.longValueExact() : floor.longValueExact() + 1;
+        double got = sum.sqrt();
+        assertEquals(Math.scalb((double) expected, -1074), got, "root of " + n.stripTrailingZeros().toPlainString() + " units of 2^-2148");
+        return Double.doubleToRawLongBits(got) == 0 ? 0 : Math.round(Math.scalb(got, 1074));
+    }
+
     @Test
     void roundingIsToNearestEvenAtATie() {
         ExactSum sum = new ExactSum();
