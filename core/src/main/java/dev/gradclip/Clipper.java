@@ -119,8 +119,8 @@ public final class Clipper implements AutoCloseable {
      * Clips buffers that hold {@code scale} times the gradient that counts: a sum over {@code scale}
      * examples whose mean the optimizer applies (DL4J divides its minibatch sums only in the updater),
      * or a loss-scaled gradient. With N the norm of the buffers, they are multiplied by
-     * {@code maxNorm / (N / scale + 1e-6)} when {@code N / scale} exceeds {@code maxNorm}: the
-     * coefficient {@link #clip(Gradients, GradReport)} applies for a norm of {@code N / scale}, so
+     * {@code min(1, maxNorm / (N / scale + 1e-6))} when that is below 1: the coefficient
+     * {@link #clip(Gradients, GradReport)} applies for a norm of {@code N / scale}, so
      * {@code grads / scale} comes out clipped as torch's {@code clip_grad_norm_} clips it. Returns
      * {@code N / scale}; every figure in {@code report} is that of {@code grads / scale} (the non-finite
      * counts as they are). The division rounds once more, so the norms' error bounds grow by

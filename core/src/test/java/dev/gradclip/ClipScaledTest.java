@@ -91,7 +91,8 @@ class ClipScaledTest {
         long[] before = Tensors.allBits(sums);
         double norm = GradClip.totalNorm(sums);
         GradReport report = new GradReport(sums);
-        try (Clipper clipper = Clipper.builder().maxNorm(norm / 5).build()) {
+        // Torch's rule scales a norm equal to maxNorm (by maxNorm / (norm + 1e-6)); twice the norm is well under.
+        try (Clipper clipper = Clipper.builder().maxNorm(2 * norm / 5).build()) {
             assertEquals(norm / 5, clipper.clipScaled(sums, 5, report));
         }
         assertFalse(report.clipped());
