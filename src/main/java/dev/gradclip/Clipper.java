@@ -44,6 +44,12 @@ import dev.gradclip.internal.TensorTable;
 public final class Clipper implements AutoCloseable {
 
     private final double maxNorm;
+    private final Threshold threshold;
+    /** The bound the last clip used, for {@link #maxNorm()}. */
+    private volatile double lastBound = Double.NaN;
+    private final int maxConsecutiveSkips;
+    /** Steps in a row that SKIP left unwritten; reset by a step that passes or clips. */
+    private long skipsInARow;
     private final double normType;
     private final NormType type;
     private final NonFinite nonFinite;
@@ -54,7 +60,9 @@ public final class Clipper implements AutoCloseable {
     private final long[] words;
 
     private Clipper(Builder builder) {
-        this.maxNorm = builder.maxNorm;
+        this.threshold = builder.threshold != null ? builder.threshold : Threshold.fixed(builder.maxNorm);
+        this.maxNorm = threshold.isFixed() ? threshold.bound(0) : Double.NaN;
+        this.maxConsecutiveSkips = builder.maxConsecutiveSkips;
         this.normType = builder.normType;
         this.type = NormType.of(normType);
         this.nonFinite = builder.nonFinite;
@@ -65,6 +73,12 @@ public final class Clipper implements AutoCloseable {
         }
         this.words = allReduce == null ? null : new long[NormState.wordCount(type)];
         this.engine = new Engine(KernelProvider.kernels(), builder.threads, builder.minParallelBytes);
+        try {
+            threshold.claim(this);
+        } catch (RuntimeException e) {
+            engine.close();
+            throw e;
+        }
     }
 
     public static Builder builder() {
@@ -92,8 +106,11 @@ public final class Clipper implements AutoCloseable {
         }
         engine.norm(table, type, normType, withReport, withReport, local);
         double norm = allReduce == null ? local.norm() : allReduced();
+        double bound = threshold.bound(norm);
+        lastBound = bound;
         if (withReport) {
             copyTensorFigures(report, table.size());
+            report.setMaxNorm(bound);
         }
         if (!Double.isFinite(norm) && nonFinite != NonFinite.PROPAGATE) {
             if (withReport) {
@@ -102,13 +119,18 @@ public final class Clipper implements AutoCloseable {
             if (nonFinite == NonFinite.ERROR) {
                 throw new ArithmeticException(whyNonFinite(table, norm));
             }
+            if (maxConsecutiveSkips > 0 && ++skipsInARow >= maxConsecutiveSkips) {
+                throw new IllegalStateException(stalled(table, norm));
+            }
             return norm; // SKIP
         }
-        double c = Clipping.coefficient(norm, maxNorm);
+        double c = Clipping.coefficient(norm, bound);
         boolean written = GradClip.scale(engine, table, c);
         if (withReport) {
             report.fill(normType, norm, written ? c : 1, written);
         }
+        threshold.observe(norm);
+        skipsInARow = 0;
         return norm;
     }
 
@@ -159,8 +181,22 @@ public final class Clipper implements AutoCloseable {
                 + " norm overflowed the double range; nothing was written";
     }
 
+    /**
+     * The fixed {@code maxNorm}; with an adaptive {@link Threshold}, the bound the last {@code clip}
+     * used (NaN before the first).
+     */
     public double maxNorm() {
-        return maxNorm;
+        return threshold.isFixed() ? maxNorm : lastBound;
+    }
+
+    /** The threshold this Clipper clips to, which it owns: take its {@link Threshold#state()} between steps. */
+    public Threshold threshold() {
+        return threshold;
+    }
+
+    /** The stall guard's limit, or 0 when it is off. */
+    public int maxConsecutiveSkips() {
+        return maxConsecutiveSkips;
     }
 
     public double normType() {
@@ -175,6 +211,44 @@ public final class Clipper implements AutoCloseable {
         return engine.threads();
     }
 
+    /**
+     * The stall guard's message: how many steps in a row were skipped, and the tensors of this
+     * participant that hold non-finite values in the last one, counted now (an error path).
+     */
+    private String stalled(TensorTable table, double norm) {
+        StringBuilder message = new StringBuilder().append(skipsInARow).append(" steps in a row were skipped (NonFinite.SKIP,"
+                + " maxConsecutiveSkips ").append(maxConsecutiveSkips).append("): the ").append(allReduce != null ? "global " : "")
+                .append("gradient norm was not finite, nothing was written, training is stalled. The last step's norm was ")
+                .append(norm);
+        engine.norm(table, NormType.INF, Double.POSITIVE_INFINITY, true, true, local);
+        int named = 0;
+        int more = 0;
+        for (int i = 0; i < table.size(); i++) {
+            long count = engine.tensorNonFinite(i);
+            if (count == 0) {
+                continue;
+            }
+            if (named == STALL_NAMES) {
+                more++;
+                continue;
+            }
+            message.append(named++ == 0 ? "; its non-finite tensors: " : ", ").append(table.label(i)).append(" (")
+                    .append(count).append(" NaN or infinite value").append(count == 1 ? ")" : "s)");
+        }
+        if (more > 0) {
+            message.append(" and ").append(more).append(" more");
+        }
+        if (named == 0) {
+            message.append(allReduce != null ? "; every element on this participant is finite: the non-finite values"
+                    + " are on another participant, or the norm overflowed" : "; every element is finite: the normType "
+                    + normType + " norm overflowed the double range");
+        }
+        return message.toString();
+    }
+
+    /** The most tensors the stall guard's message names. */
+    private static final int STALL_NAMES = 10;
+
     /** Stops the worker threads, after a clip that another thread is running. */
     @Override
     public synchronized void close() {
@@ -183,7 +257,7 @@ public final class Clipper implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "Clipper[maxNorm " + maxNorm + ", normType " + normType + ", " + nonFinite + ", " + threads()
+        return "Clipper[" + (threshold.isFixed() ? "maxNorm " + maxNorm : "threshold " + threshold) + ", normType " + normType + ", " + nonFinite + ", " + threads()
                 + " thread(s)" + (allReduce == null ? "" : ", all-reduce " + allReduce) + ", "
                 + engine.kernels().description() + "]";
     }
@@ -196,13 +270,51 @@ public final class Clipper implements AutoCloseable {
         private long minParallelBytes = Engine.DEFAULT_MIN_PARALLEL_BYTES;
         private AllReduce allReduce;
         private boolean maxNormSet;
+        private Threshold threshold;
+        private int maxConsecutiveSkips;
 
         private Builder() {}
 
-        /** Required: the global norm to clip to; +Infinity never clips. */
+        /**
+         * The global norm to clip to; +Infinity never clips. The same as
+         * {@code threshold(Threshold.fixed(maxNorm))}, checked at {@link #build()}. This or
+         * {@link #threshold(Threshold)} is required; the last one called counts.
+         */
         public Builder maxNorm(double maxNorm) {
             this.maxNorm = maxNorm;
             this.maxNormSet = true;
+            this.threshold = null;
+            return this;
+        }
+
+        /**
+         * The bound to clip to, fixed or adaptive ({@link Threshold#autoClip}, {@link Threshold#zClip}):
+         * each step clips with the coefficient rule at the bound the threshold gives for that step's
+         * global norm. An adaptive threshold belongs to the one Clipper built with it.
+         */
+        public Builder threshold(Threshold threshold) {
+            if (threshold == null) {
+                throw new NullPointerException("threshold is null");
+            }
+            this.threshold = threshold;
+            this.maxNormSet = false;
+            return this;
+        }
+
+        /**
+         * The stall guard: once {@code k} steps in a row have written nothing because the norm was
+         * not finite under {@link NonFinite#SKIP}, that k-th {@code clip} (and each skipped one after
+         * it) throws an {@link IllegalStateException} that says how many steps in a row were skipped
+         * and names the tensors holding non-finite values in the last one. A step that passes or
+         * clips resets the count. Off by default; only SKIP steps count. In a sharded clip the skip
+         * is decided on the global norm, so every participant throws at the same step (each names
+         * its own tensors).
+         */
+        public Builder maxConsecutiveSkips(int k) {
+            if (k < 1) {
+                throw new IllegalArgumentException("maxConsecutiveSkips must be >= 1, was " + k);
+            }
+            this.maxConsecutiveSkips = k;
             return this;
         }
 
@@ -249,10 +361,12 @@ public final class Clipper implements AutoCloseable {
         }
 
         public Clipper build() {
-            if (!maxNormSet) {
-                throw new IllegalStateException("maxNorm is required: call maxNorm(...) before build()");
+            if (!maxNormSet && threshold == null) {
+                throw new IllegalStateException("maxNorm is required: call maxNorm(...) or threshold(...) before build()");
             }
-            SegmentChecks.checkMaxNorm(maxNorm);
+            if (maxNormSet) {
+                SegmentChecks.checkMaxNorm(maxNorm);
+            }
             NormType.of(normType);
             return new Clipper(this);
         }
