@@ -24,7 +24,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     private static final double SAFE_HIGH = 0x1p400;
     private static final double SAFE_LOW = 0x1p-400;
 
-    private enum Pass { SUMS, MAXIMA, POWERS, SCALE, CLAMP }
+    private enum Pass { SUMS, MAXIMA, POWERS, SCALE, CLAMP, SCALE_EACH }
 
     private final Kernels kernels;
     private final WorkerPool pool; // null for one thread
@@ -40,6 +40,8 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     private boolean countNonFinite;
     private double argument;
     private long[] bounds;
+    /** SCALE_EACH: each tensor's factor. */
+    private double[] factors;
 
     // Per-tensor figures of the last norm pass with perTensor, indexed by tensor.
     private double[] tensorNorm = new double[0];
@@ -114,6 +116,20 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     public void scale(TensorTable table, double c) {
         perTensor = false;
         run(table, Pass.SCALE, c);
+    }
+
+    /**
+     * Multiplies each tensor {@code i} by {@code factors[i]}, as {@link #scale} does, and leaves the
+     * tensors whose factor is 1 untouched: per-unit clipping, where the tensors are units.
+     */
+    public void scaleEach(TensorTable table, double[] factors) {
+        perTensor = false;
+        this.factors = factors;
+        try {
+            run(table, Pass.SCALE_EACH, 0);
+        } finally {
+            this.factors = null;
+        }
     }
 
     /** Clamps every element to {@code [-bound, bound]}, the bound rounded to each tensor's type. */
@@ -205,6 +221,12 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         MemorySegment segment = table.segment(tensor);
         switch (pass) {
             case SCALE -> kernels.scaleBlock(type, segment, from, count, argument);
+            case SCALE_EACH -> {
+                double c = factors[tensor];
+                if (c != 1.0) {
+                    kernels.scaleBlock(type, segment, from, count, c);
+                }
+            }
             case CLAMP -> {
                 if (!segment.isReadOnly()) { // read-only tensors were checked to need no change
                     kernels.clampBlock(type, segment, from, count, boundIn(type, argument));
