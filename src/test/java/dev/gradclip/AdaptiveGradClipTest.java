@@ -270,7 +270,9 @@ class AdaptiveGradClipTest {
                     for (Gradients set : List.of(grads, params)) {
                         long bytes = set.segment(t).byteSize() / units;
                         double alone = GradClip.totalNorm(Gradients.of(set.dtype(t), List.of(set.segment(t).asSlice(u * bytes, bytes))));
-                        double inPlan = engine.tensorNorm(2 * unit + (set == grads ? 0 : 1));
+                        // The plan's entries: tensor by tensor, its gradient units, then its parameter units.
+                        int first = unit - u;
+                        double inPlan = engine.tensorNorm(2 * first + (set == grads ? u : units + u));
                         assertEquals(Double.doubleToRawLongBits(alone), Double.doubleToRawLongBits(inPlan),
                                 set.dtype(t) + " tensor " + t + " unit " + u);
                     }

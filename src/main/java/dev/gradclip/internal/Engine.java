@@ -37,6 +37,8 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     private NormType normType;
     private double p;
     private boolean perTensor;
+    /** Whether per-tensor figures include each tensor's largest magnitude (else only its status: NaN, +Infinity or 0). */
+    private boolean maxima;
     private boolean countNonFinite;
     private double argument;
     private long[] bounds;
@@ -79,6 +81,23 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
      */
     public void norm(TensorTable table, NormType normType, double p, boolean perTensor, boolean countNonFinite,
                      NormState out) {
+        this.maxima = true;
+        normPass(table, normType, p, perTensor, countNonFinite, out);
+    }
+
+    /**
+     * The L2 norm pass with each tensor's norm, for tables of many small tensors (the units of
+     * adaptive clipping): the same norms, bit for bit, but {@link #tensorMax} holds only whether the
+     * tensor is finite (NaN, +Infinity or 0), except for float64, whose kernel needs the maximum
+     * anyway. Tracking the maximum costs up to a fifth of a float32 pass.
+     */
+    public void tensorNorms(TensorTable table, NormState out) {
+        this.maxima = false;
+        normPass(table, NormType.L2, 2, true, false, out);
+    }
+
+    private void normPass(TensorTable table, NormType normType, double p, boolean perTensor, boolean countNonFinite,
+                          NormState out) {
         out.reset(normType, p);
         this.normType = normType;
         this.p = p;
@@ -235,7 +254,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
             case SUMS, MAXIMA -> {
                 BlockFigures figures = worker.figures;
                 // The maximum only where something needs it; otherwise a non-finite element shows in the sum.
-                boolean wantMax = perTensor || normType == NormType.INF || type == DType.FLOAT64;
+                boolean wantMax = (perTensor && maxima) || normType == NormType.INF || type == DType.FLOAT64;
                 kernels.normBlock(type, normType.squares(), wantMax, segment, from, count, 1.0, figures);
                 double max = figures.max;
                 worker.tensorMax = Math.max(worker.tensorMax, max);

@@ -34,7 +34,12 @@ public final class UnitClipping {
     /** The units of one pair of tensor sets, built once and reused for every step. Immutable but for its scratch. */
     public static final class Plan {
         private final Object params;
-        /** Entry 2u is gradient unit u, entry 2u + 1 parameter unit u. */
+        /**
+         * Tensor t's entries start at {@code 2 firstUnit[t]}: its c gradient units, then its c
+         * parameter units. Tensor by tensor rather than unit by unit, so that the norm pass reads
+         * long runs of memory, as a global norm pass does: alternating every few KB between the two
+         * sets cost 50-60 % more time over GPT-2-small (the prefetchers restart at each switch).
+         */
         private final TensorTable units;
         /** {@code firstUnit[t]} is tensor t's first unit; {@code firstUnit[tensors]} all units. */
         private final int[] firstUnit;
@@ -107,12 +112,12 @@ public final class UnitClipping {
             long length = grads.elements(t) / count;
             DType g = grads.type(t);
             DType p = params.type(t);
+            int base = 2 * firstUnit[t];
             for (int k = 0; k < count; k++) {
-                int u = firstUnit[t] + k;
-                slices[2 * u] = grads.segment(t).asSlice(k * length * g.byteSize(), length * g.byteSize());
-                slices[2 * u + 1] = params.segment(t).asSlice(k * length * p.byteSize(), length * p.byteSize());
-                types[2 * u] = g;
-                types[2 * u + 1] = p;
+                slices[base + k] = grads.segment(t).asSlice(k * length * g.byteSize(), length * g.byteSize());
+                slices[base + count + k] = params.segment(t).asSlice(k * length * p.byteSize(), length * p.byteSize());
+                types[base + k] = g;
+                types[base + count + k] = p;
             }
         }
         String[] names = new String[slices.length];
@@ -148,27 +153,28 @@ public final class UnitClipping {
      * every bit, and so does a unit whose factor comes out as exactly 1.
      */
     public static int clip(Engine engine, Plan plan, TensorTable grads, double clipFactor, double eps) {
-        engine.norm(plan.units, NormType.L2, 2, true, false, Workspace.get().state);
+        engine.tensorNorms(plan.units, Workspace.get().state);
         double[] factors = plan.factors;
         int clipped = 0;
         boolean writes = false;
         for (int t = 0; t < grads.size(); t++) {
-            for (int u = plan.firstUnit[t]; u < plan.firstUnit[t + 1]; u++) {
-                double gradNorm = engine.tensorNorm(2 * u);
-                double bound = Math.max(engine.tensorNorm(2 * u + 1), eps) * clipFactor; // NaN for a NaN parameter norm
+            int base = 2 * plan.firstUnit[t];
+            int count = plan.firstUnit[t + 1] - plan.firstUnit[t];
+            for (int k = 0; k < count; k++) {
+                double gradNorm = engine.tensorNorm(base + k);
+                double bound = Math.max(engine.tensorNorm(base + count + k), eps) * clipFactor; // NaN for a NaN parameter norm
                 double c = 1;
                 if (gradNorm >= bound && gradNorm <= Double.MAX_VALUE) {
                     clipped++;
                     c = bound / Math.max(gradNorm, GRAD_NORM_FLOOR);
                 }
-                factors[2 * u] = c;
-                factors[2 * u + 1] = 1;
+                factors[base + k] = c;
+                factors[base + count + k] = 1;
                 if (c != 1) {
                     writes = true;
                     if (grads.segment(t).isReadOnly()) {
-                        throw new IllegalArgumentException(plan.label.apply(t) + " is read-only but its unit "
-                                + (u - plan.firstUnit[t]) + " has to be scaled by " + c + " (adaptive clipping);"
-                                + " nothing was written");
+                        throw new IllegalArgumentException(plan.label.apply(t) + " is read-only but its unit " + k
+                                + " has to be scaled by " + c + " (adaptive clipping); nothing was written");
                     }
                 }
             }
