@@ -37,8 +37,8 @@ public final class UnitClipping {
         /**
          * Tensor t's entries start at {@code 2 firstUnit[t]}: its c gradient units, then its c
          * parameter units. Tensor by tensor rather than unit by unit, so that the norm pass reads
-         * long runs of memory, as a global norm pass does: alternating every few KB between the two
-         * sets cost 50-60 % more time over GPT-2-small (the prefetchers restart at each switch).
+         * memory in the order a global norm pass over both sets does (see docs/adaptive.md for
+         * what that was worth).
          */
         private final TensorTable units;
         /** {@code firstUnit[t]} is tensor t's first unit; {@code firstUnit[tensors]} all units. */
