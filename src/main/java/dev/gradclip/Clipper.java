@@ -39,7 +39,14 @@ import dev.gradclip.internal.TensorTable;
  * The norm bits are the same on every participant and equal the unsharded call's, for normType 1,
  * 2 and +Infinity.
  *
- * <p>Calls on one Clipper are serialized; after warm-up {@code clip} allocates nothing.
+ * <p><b>Thresholds.</b> The bound can adapt: {@link Builder#threshold(Threshold)} with
+ * {@link Threshold#autoClip} or {@link Threshold#zClip} computes each step's bound from the global
+ * norms seen so far, so it is the same bits on every participant of a sharded clip, and
+ * {@link GradReport#maxNorm()} says which bound a step used. {@link Builder#maxConsecutiveSkips}
+ * stops a run whose every step SKIP leaves unwritten.
+ *
+ * <p>Calls on one Clipper are serialized; after warm-up {@code clip} allocates nothing (an AutoClip
+ * threshold's history grows with the steps: its arrays double, about log2(steps) times in all).
  */
 public final class Clipper implements AutoCloseable {
 

@@ -212,6 +212,55 @@ class AdaptiveClipperTest {
         }
     }
 
+    /**
+     * After warm-up a clip with an adaptive threshold allocates nothing: ZClip holds a fixed state,
+     * and AutoClip's history arrays double only when full (at 2,047 and 4,095 norms here, outside
+     * the measured steps, between 2,100 and 4,000). First 15,000 clips with a fixed threshold, so that C2 has
+     * compiled the kernels (until then the Vector API boxes its vectors).
+     */
+    @Test
+    void adaptiveThresholdsAllocateNothingBetweenTheHistorysDoublings() {
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        float[] warm = new float[300];
+        try (Clipper fixed = Clipper.builder().maxNorm(1).threads(1).build()) {
+            Gradients grads = Gradients.of(warm);
+            GradReport report = new GradReport(grads);
+            for (int i = 0; i < 15_000; i++) {
+                java.util.Arrays.fill(warm, i % 2 == 0 ? 0.01f : 1f);
+                fixed.clip(grads, report);
+            }
+        }
+        for (Supplier<Threshold> make : thresholds()) {
+            float[] g = new float[300];
+            Gradients grads = Gradients.of(g);
+            GradReport report = new GradReport(grads);
+            SplittableRandom random = new SplittableRandom(3);
+            try (Clipper clipper = Clipper.builder().threshold(make.get()).threads(1).build()) {
+                Runnable step = () -> {
+                    float scale = (float) Math.exp(random.nextGaussian());
+                    for (int i = 0; i < g.length; i++) {
+                        g[i] = scale * ((i % 13) - 6);
+                    }
+                    clipper.clip(grads, report);
+                };
+                for (int i = 0; i < 2100; i++) {
+                    step.run();
+                }
+                // Windows of 300 steps: a step that allocated would show in every window; a rare
+                // deoptimization while C2 settles the new code (which made an occasional 144 bytes) in one.
+                List<Long> windows = new ArrayList<>();
+                for (int done = 2100; done + 300 <= 4000 && !windows.contains(0L); done += 300) {
+                    long before = threads.getCurrentThreadAllocatedBytes();
+                    for (int i = 0; i < 300; i++) {
+                        step.run();
+                    }
+                    windows.add(threads.getCurrentThreadAllocatedBytes() - before);
+                }
+                assertTrue(windows.contains(0L), make.get() + ": bytes per window of 300 steps " + windows);
+            }
+        }
+    }
+
     /** Per participant: the bits of each step's bound, or the exception a step threw, and at which step. */
     private record Trace(List<Long> bounds, int failedAt, RuntimeException failure) {}
 
