@@ -50,6 +50,9 @@ import dev.gradclip.internal.TensorTable;
  */
 public final class Clipper implements AutoCloseable {
 
+    /** The most tensors the stall guard's message names. */
+    private static final int STALL_NAMES = 10;
+
     private final double maxNorm;
     private final Threshold threshold;
     /** The bound the last clip used, for {@link #maxNorm()}. */
@@ -252,9 +255,6 @@ public final class Clipper implements AutoCloseable {
         }
         return message.toString();
     }
-
-    /** The most tensors the stall guard's message names. */
-    private static final int STALL_NAMES = 10;
 
     /** Stops the worker threads, after a clip that another thread is running. */
     @Override

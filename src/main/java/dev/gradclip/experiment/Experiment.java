@@ -41,6 +41,7 @@ public final class Experiment {
     public static void main(String[] args) throws Exception {
         Path out = Path.of("rnn-out");
         boolean full = false;
+        boolean spikesOnly = false;
         int threads = Runtime.getRuntime().availableProcessors();
         for (String arg : args) {
             if (arg.startsWith("--out=")) {
@@ -49,32 +50,45 @@ public final class Experiment {
                 full = true;
             } else if (arg.equals("--full=false")) {
                 full = false;
+            } else if (arg.equals("--spikes-only")) {
+                spikesOnly = true;
             } else if (arg.startsWith("--threads=")) {
                 threads = Integer.parseInt(arg.substring("--threads=".length()));
             } else {
                 throw new IllegalArgumentException("unknown argument " + arg
-                        + "; expected --out=DIR, --full[=true|false], --threads=N");
+                        + "; expected --out=DIR, --full[=true|false], --spikes-only, --threads=N");
             }
         }
-        run(full ? Setup.full() : Setup.quick(), full ? "full" : "quick; -Dfull=true for the full one", out, threads);
+        run(full ? Setup.full() : Setup.quick(), full ? "full" : "quick; -Dfull=true for the full one", out, threads,
+                spikesOnly);
     }
 
-    /** Runs every strategy on every condition and seed of {@code setup}; writes the files into {@code out}. */
+    /** Runs every strategy on every condition and seed of {@code setup}, then the spike run; writes the files into {@code out}. */
     static void run(Setup setup, String name, Path out, int threads) throws Exception {
+        run(setup, name, out, threads, false);
+    }
+
+    /** The same, or with {@code spikesOnly} the spike run alone (its condition calibrated as in the full run). */
+    static void run(Setup setup, String name, Path out, int threads, boolean spikesOnly) throws Exception {
         Files.createDirectories(out);
         System.out.println(describe(setup, name, threads, out));
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         try {
-            Map<Condition, Thresholds> thresholds = calibrate(setup, pool);
-            List<Result> results = runAll(setup, thresholds, pool);
-            String table = successTable(setup, thresholds, results);
-            System.out.println();
-            System.out.println(table);
-            Files.writeString(out.resolve("success-rates.md"), table);
-            writeSteps(out.resolve("steps.csv"), results);
-            writeRuns(out.resolve("runs.csv"), results);
-            Plots.write(out, setup, results);
-            Thresholds atSpikes = thresholds.get(SpikeRun.condition(setup));
+            Thresholds atSpikes;
+            if (spikesOnly) {
+                atSpikes = TrainingRun.calibrate(setup, SpikeRun.condition(setup));
+            } else {
+                Map<Condition, Thresholds> thresholds = calibrate(setup, pool);
+                List<Result> results = runAll(setup, thresholds, pool);
+                String table = successTable(setup, thresholds, results);
+                System.out.println();
+                System.out.println(table);
+                Files.writeString(out.resolve("success-rates.md"), table);
+                writeSteps(out.resolve("steps.csv"), results);
+                writeRuns(out.resolve("runs.csv"), results);
+                Plots.write(out, setup, results);
+                atSpikes = thresholds.get(SpikeRun.condition(setup));
+            }
             List<SpikeRun.Row> spikes = SpikeRun.run(setup, atSpikes, pool);
             String spikeTable = SpikeRun.table(setup, atSpikes, spikes);
             System.out.println();

@@ -175,8 +175,8 @@ final class Plots {
             chart.getStyler().setXAxisDecimalPattern("#");
             chart.getStyler().setMarkerSize(5);
             series(chart, "norm before clipping", run, run.gradNorm(), NORM);
-            series(chart, "bound", run, run.bound(), BOUND);
             series(chart, "norm after clipping", run, run.clippedNorm(), AFTER);
+            series(chart, "bound", run, run.bound(), BOUND);
             List<Double> x = new ArrayList<>();
             List<Double> y = new ArrayList<>();
             for (int step = 0; step < run.steps(); step++) {
@@ -216,7 +216,11 @@ final class Plots {
         }
     }
 
-    /** The finite, positive values of one per-step series (a log axis has no place for the others). */
+    /**
+     * The finite, positive values of one per-step series (a log axis has no place for the others): a
+     * line, or points where fewer than half the steps have one (ZClip's bound is +Infinity but on
+     * spikes, and a line would join the spikes across the steps between).
+     */
     private static void series(XYChart chart, String name, Result run, double[] values, Color color) {
         List<Double> x = new ArrayList<>();
         List<Double> y = new ArrayList<>();
@@ -226,8 +230,16 @@ final class Plots {
                 y.add(values[step]);
             }
         }
-        if (!x.isEmpty()) {
-            line(chart.addSeries(name, x, y), color);
+        if (x.isEmpty()) {
+            return;
+        }
+        XYSeries series = chart.addSeries(name, x, y);
+        if (2 * x.size() >= run.steps()) {
+            line(series, color);
+        } else {
+            series.setXYSeriesRenderStyle(XYSeriesRenderStyle.Scatter);
+            series.setMarker(SeriesMarkers.DIAMOND);
+            series.setMarkerColor(color);
         }
     }
 
