@@ -136,9 +136,9 @@ public final class UnitClipping {
         }
         try {
             if (shared == null) {
+                // Its own engine even for one processor: a thread's Workspace engine is that thread's alone.
                 int threads = Runtime.getRuntime().availableProcessors();
-                shared = threads > 1 ? new Engine(KernelProvider.kernels(), threads, Engine.DEFAULT_MIN_PARALLEL_BYTES)
-                        : Workspace.get().engine;
+                shared = new Engine(KernelProvider.kernels(), threads, Engine.DEFAULT_MIN_PARALLEL_BYTES);
             }
             return clip(shared, plan, grads, clipFactor, eps);
         } finally {

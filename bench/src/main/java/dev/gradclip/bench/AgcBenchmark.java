@@ -33,7 +33,7 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Adaptive gradient clipping over GPT-2-small shapes (Hugging Face layout: 148 tensors, 124,439,808
- * elements, 115,584 units) beside the global clip of the same gradients, at 1 and 2 threads, on
+ * elements, 115,891 units) beside the global clip of the same gradients, at 1 and 2 threads, on
  * the same engine. AGC reads the gradients and the parameters (2 reads per element) and scales the
  * units that clip (a read and a write of those); the global clip reads the gradients and scales them
  * (3). So the fair comparison is per byte moved: {@code docs/adaptive.md} divides each time by its
