@@ -1,5 +1,6 @@
 package dev.gradclip;
 
+import dev.gradclip.internal.ClipEvent;
 import dev.gradclip.internal.Clipping;
 import dev.gradclip.internal.Engine;
 import dev.gradclip.internal.KernelProvider;
@@ -60,7 +61,21 @@ import dev.gradclip.internal.TensorTable;
  * two words; a step without failure costs one, of the norm type's word count plus two. Exceptions
  * of the hook itself (a timeout, a word-count mismatch) propagate as the hook throws them.
  *
- * <p>Calls on one Clipper are serialized; after warm-up {@code clip} allocates nothing.
+ * <p><b>Thresholds.</b> The bound can adapt: {@link Builder#threshold(Threshold)} with
+ * {@link Threshold#autoClip} or {@link Threshold#zClip} computes each step's bound from the global
+ * norms seen so far, so it is the same bits on every participant of a sharded clip, and
+ * {@link GradReport#maxNorm()} says which bound a step used. {@link Builder#maxConsecutiveSkips}
+ * stops a run whose every step SKIP leaves unwritten.
+ *
+ * <p><b>Flight Recorder.</b> Each successful {@code clip} is a JFR event, {@code dev.gradclip.Clip}
+ * (tensors, elements, bytes, threads, norm, the bound, the coefficient, whether it wrote, and the
+ * duration), disabled by default: enable it in a recording, e.g.
+ * {@code -XX:StartFlightRecording:filename=clip.jfr,+dev.gradclip.Clip#enabled=true}, and read it
+ * with {@code jfr print --events dev.gradclip.Clip clip.jfr}
+ * or JDK Mission Control. Without a recording that enables it, no event object is created.
+ *
+ * <p>Calls on one Clipper are serialized; after warm-up {@code clip} allocates nothing (an AutoClip
+ * threshold's history grows with the steps: its arrays double, about log2(steps) times in all).
  */
 public final class Clipper implements AutoCloseable {
 
@@ -71,7 +86,19 @@ public final class Clipper implements AutoCloseable {
      */
     public static final int MAX_THREADS = 256;
 
+    /** The most tensors the stall guard's message names. */
+    private static final int STALL_NAMES = 10;
+
     private final double maxNorm;
+    private final Threshold threshold;
+    /** The bound the last clip used, for {@link #maxNorm()}. */
+    private volatile double lastBound = Double.NaN;
+    private final int maxConsecutiveSkips;
+    /** Steps in a row that SKIP left unwritten; reset by a step that passes or clips. */
+    private long skipsInARow;
+    /** What the last step multiplied by (1 if it wrote nothing) and whether it wrote, for the JFR event. */
+    private double lastCoefficient = 1;
+    private boolean lastWritten;
     private final double normType;
     private final NormType type;
     private final NonFinite nonFinite;
@@ -83,7 +110,9 @@ public final class Clipper implements AutoCloseable {
     private boolean closed; // guarded by this
 
     private Clipper(Builder builder) {
-        this.maxNorm = builder.maxNorm;
+        this.threshold = builder.threshold != null ? builder.threshold : Threshold.fixed(builder.maxNorm);
+        this.maxNorm = threshold.isFixed() ? threshold.bound(0) : Double.NaN;
+        this.maxConsecutiveSkips = builder.maxConsecutiveSkips;
         this.normType = builder.normType;
         this.type = NormType.of(normType);
         this.nonFinite = builder.nonFinite;
@@ -94,6 +123,12 @@ public final class Clipper implements AutoCloseable {
         }
         this.step = allReduce == null ? null : new ShardedStep(allReduce, type, normType);
         this.engine = new Engine(KernelProvider.kernels(), builder.threads, builder.minParallelBytes);
+        try {
+            threshold.claim(this);
+        } catch (RuntimeException e) {
+            engine.close();
+            throw e;
+        }
     }
 
     public static Builder builder() {
@@ -137,9 +172,25 @@ public final class Clipper implements AutoCloseable {
     }
 
     private synchronized double clip(Gradients grads, double scale, GradReport report, boolean withReport) {
-        if (step != null) {
-            return clipSharded(grads, scale, report, withReport);
+        ClipEvent event = ClipEvent.startIfEnabled(); // null unless a flight recording wants it
+        double norm = step != null ? clipSharded(grads, scale, report, withReport) : clipLocal(grads, scale, report, withReport);
+        if (event != null) {
+            event.tensors = grads.size();
+            for (int i = 0; i < grads.size(); i++) {
+                event.elements += grads.numel(i);
+            }
+            event.bytes = grads.byteSize();
+            event.threads = engine.threads();
+            event.norm = norm;
+            event.maxNorm = lastBound;
+            event.coefficient = lastCoefficient;
+            event.clipped = lastWritten;
+            event.commit();
         }
+        return norm;
+    }
+
+    private double clipLocal(Gradients grads, double scale, GradReport report, boolean withReport) {
         TensorTable table = checked(grads, scale, report, withReport);
         engine.norm(table, type, normType, withReport, withReport, local);
         return finish(table, scale, report, withReport, unscaled(local.norm(), scale), false);
@@ -192,11 +243,16 @@ public final class Clipper implements AutoCloseable {
     /** After the norm: the report, the non-finite policy, and the scaling. */
     private double finish(TensorTable table, double scale, GradReport report, boolean withReport, double norm,
             boolean readOnly) {
-        if (step != null && scales(norm)) {
+        double bound = threshold.bound(norm); // the threshold's state changes only once the step has succeeded
+        if (step != null && scales(norm, bound)) {
             step.checkWritable(table, readOnly); // before the report is touched
         }
+        lastBound = bound;
+        lastCoefficient = 1;
+        lastWritten = false;
         if (withReport) {
             copyTensorFigures(report, table.size(), scale);
+            report.setMaxNorm(bound);
         }
         if (!Double.isFinite(norm) && nonFinite != NonFinite.PROPAGATE) {
             if (withReport) {
@@ -205,19 +261,26 @@ public final class Clipper implements AutoCloseable {
             if (nonFinite == NonFinite.ERROR) {
                 throw new ArithmeticException(whyNonFinite(table, norm));
             }
+            if (maxConsecutiveSkips > 0 && ++skipsInARow >= maxConsecutiveSkips) {
+                throw new IllegalStateException(stalled(table, norm));
+            }
             return norm; // SKIP
         }
-        double c = Clipping.coefficientFor(maxNorm, norm);
+        double c = Clipping.coefficientFor(bound, norm);
         boolean written = GradClip.scale(engine, table, c);
+        lastCoefficient = written ? c : 1;
+        lastWritten = written;
         if (withReport) {
-            report.fill(normType, norm, written ? c : 1, written);
+            report.fill(normType, norm, lastCoefficient, written);
         }
+        threshold.observe(norm);
+        skipsInARow = 0;
         return norm;
     }
 
     /** Whether a clip with this norm writes: what the policy and {@link GradClip#scale} decide below. */
-    private boolean scales(double norm) {
-        return (Double.isFinite(norm) || nonFinite == NonFinite.PROPAGATE) && Clipping.coefficientFor(maxNorm, norm) != 1.0;
+    private boolean scales(double norm, double bound) {
+        return (Double.isFinite(norm) || nonFinite == NonFinite.PROPAGATE) && Clipping.coefficientFor(bound, norm) != 1.0;
     }
 
     /** {@code x / scale}; with scale 1 the value itself, so plain clips keep every bit (a NaN's payload too). */
@@ -255,8 +318,22 @@ public final class Clipper implements AutoCloseable {
                 + " norm overflowed the double range; nothing was written";
     }
 
+    /**
+     * The fixed {@code maxNorm}; with an adaptive {@link Threshold}, the bound the last {@code clip}
+     * used (NaN before the first).
+     */
     public double maxNorm() {
-        return maxNorm;
+        return threshold.isFixed() ? maxNorm : lastBound;
+    }
+
+    /** The threshold this Clipper clips to, which it owns: take its {@link Threshold#state()} between steps. */
+    public Threshold threshold() {
+        return threshold;
+    }
+
+    /** The stall guard's limit, or 0 when it is off. */
+    public int maxConsecutiveSkips() {
+        return maxConsecutiveSkips;
     }
 
     public double normType() {
@@ -271,6 +348,41 @@ public final class Clipper implements AutoCloseable {
         return engine.threads();
     }
 
+    /**
+     * The stall guard's message: how many steps in a row were skipped, and the tensors of this
+     * participant that hold non-finite values in the last one, counted now (an error path).
+     */
+    private String stalled(TensorTable table, double norm) {
+        StringBuilder message = new StringBuilder().append(skipsInARow).append(" steps in a row were skipped (NonFinite.SKIP,"
+                + " maxConsecutiveSkips ").append(maxConsecutiveSkips).append("): the ").append(allReduce != null ? "global " : "")
+                .append("gradient norm was not finite, nothing was written, training is stalled. The last step's norm was ")
+                .append(norm);
+        engine.norm(table, NormType.INF, Double.POSITIVE_INFINITY, true, true, local);
+        int named = 0;
+        int more = 0;
+        for (int i = 0; i < table.size(); i++) {
+            long count = engine.tensorNonFinite(i);
+            if (count == 0) {
+                continue;
+            }
+            if (named == STALL_NAMES) {
+                more++;
+                continue;
+            }
+            message.append(named++ == 0 ? "; its non-finite tensors: " : ", ").append(table.label(i)).append(" (")
+                    .append(count).append(" NaN or infinite value").append(count == 1 ? ")" : "s)");
+        }
+        if (more > 0) {
+            message.append(" and ").append(more).append(" more");
+        }
+        if (named == 0) {
+            message.append(allReduce != null ? "; every element on this participant is finite: the non-finite values"
+                    + " are on another participant, or the norm overflowed" : "; every element is finite: the normType "
+                    + normType + " norm overflowed the double range");
+        }
+        return message.toString();
+    }
+
     /** Stops the worker threads, after a clip that another thread is running; later clips throw. Idempotent. */
     @Override
     public synchronized void close() {
@@ -280,7 +392,7 @@ public final class Clipper implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "Clipper[maxNorm " + maxNorm + ", normType " + normType + ", " + nonFinite + ", " + threads()
+        return "Clipper[" + (threshold.isFixed() ? "maxNorm " + maxNorm : "threshold " + threshold) + ", normType " + normType + ", " + nonFinite + ", " + threads()
                 + " thread(s)" + (allReduce == null ? "" : ", all-reduce " + allReduce) + ", "
                 + engine.kernels().description() + "]";
     }
@@ -293,13 +405,51 @@ public final class Clipper implements AutoCloseable {
         private long minParallelBytes = Engine.DEFAULT_MIN_PARALLEL_BYTES;
         private AllReduce allReduce;
         private boolean maxNormSet;
+        private Threshold threshold;
+        private int maxConsecutiveSkips;
 
         private Builder() {}
 
-        /** Required: the global norm to clip to; +Infinity never clips. */
+        /**
+         * The global norm to clip to; +Infinity never clips. The same as
+         * {@code threshold(Threshold.fixed(maxNorm))}, checked at {@link #build()}. This or
+         * {@link #threshold(Threshold)} is required; the last one called counts.
+         */
         public Builder maxNorm(double maxNorm) {
             this.maxNorm = maxNorm;
             this.maxNormSet = true;
+            this.threshold = null;
+            return this;
+        }
+
+        /**
+         * The bound to clip to, fixed or adaptive ({@link Threshold#autoClip}, {@link Threshold#zClip}):
+         * each step clips with the coefficient rule at the bound the threshold gives for that step's
+         * global norm. An adaptive threshold belongs to the one Clipper built with it.
+         */
+        public Builder threshold(Threshold threshold) {
+            if (threshold == null) {
+                throw new NullPointerException("threshold is null");
+            }
+            this.threshold = threshold;
+            this.maxNormSet = false;
+            return this;
+        }
+
+        /**
+         * The stall guard: once {@code k} steps in a row have written nothing because the norm was
+         * not finite under {@link NonFinite#SKIP}, that k-th {@code clip} (and each skipped one after
+         * it) throws an {@link IllegalStateException} that says how many steps in a row were skipped
+         * and names the tensors holding non-finite values in the last one. A step that passes or
+         * clips resets the count. Off by default; only SKIP steps count. In a sharded clip the skip
+         * is decided on the global norm, so every participant throws at the same step (each names
+         * its own tensors).
+         */
+        public Builder maxConsecutiveSkips(int k) {
+            if (k < 1) {
+                throw new IllegalArgumentException("maxConsecutiveSkips must be >= 1, was " + k);
+            }
+            this.maxConsecutiveSkips = k;
             return this;
         }
 
@@ -350,10 +500,12 @@ public final class Clipper implements AutoCloseable {
         }
 
         public Clipper build() {
-            if (!maxNormSet) {
-                throw new IllegalStateException("maxNorm is required: call maxNorm(...) before build()");
+            if (!maxNormSet && threshold == null) {
+                throw new IllegalStateException("maxNorm is required: call maxNorm(...) or threshold(...) before build()");
             }
-            SegmentChecks.checkMaxNorm(maxNorm);
+            if (maxNormSet) {
+                SegmentChecks.checkMaxNorm(maxNorm);
+            }
             NormType.of(normType);
             return new Clipper(this);
         }

@@ -6,6 +6,7 @@ import dev.gradclip.internal.NormState;
 import dev.gradclip.internal.NormType;
 import dev.gradclip.internal.SegmentChecks;
 import dev.gradclip.internal.TensorTable;
+import dev.gradclip.internal.UnitClipping;
 import dev.gradclip.internal.Workspace;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -13,8 +14,10 @@ import java.util.List;
 
 /**
  * Gradient clipping as torch names it: {@code clip_grad_norm_}, {@code clip_grads_with_norm_},
- * {@code clip_grad_value_}, and the norm alone. These static methods run on the calling thread; a
- * {@link Clipper} adds threads, non-finite policies, per-tensor reports and sharding.
+ * {@code clip_grad_value_}, and the norm alone; and adaptive clipping per unit,
+ * {@link #adaptiveGradClip}. These static methods run on the calling thread (but
+ * {@code adaptiveGradClip}, which uses threads); a {@link Clipper} adds threads, non-finite
+ * policies, per-tensor reports, adaptive thresholds and sharding.
  *
  * <p><b>Global-norm clipping.</b> One norm is computed over every element of every tensor, and
  * every element of every tensor is multiplied by the same coefficient
@@ -192,6 +195,92 @@ public final class GradClip {
     public static double clipCoefficient(double norm, double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
         return Clipping.coefficientFor(maxNorm, norm);
+    }
+
+    // ---- adaptive gradient clipping ----
+
+    /**
+     * Adaptive gradient clipping (AGC; Brock, De, Smith and Simonyan, "High-Performance Large-Scale
+     * Image Recognition Without Normalization", ICML 2021), unit by unit, with the rule of
+     * {@code timm.utils.agc.adaptive_clip_grad} and optax's {@code adaptive_grad_clip}: for each unit
+     * i, {@code max_i = clipFactor * max(‖W_i‖, eps)}; when {@code ‖G_i‖ >= max_i}, the unit becomes
+     * {@code G_i * (max_i / max(‖G_i‖, 1e-6))}, scaled as a global clip scales (see the class
+     * comment). Returns the number of units clipped.
+     *
+     * <p><b>Units.</b> Tensor t of {@code grads} pairs with tensor t of {@code params}, which must
+     * have the same shape ({@link Gradients#shape}; the dtypes may differ). A tensor of two or more
+     * dimensions has one unit per slice along its first dimension (an output row of a linear layer,
+     * an output channel of a convolution); a tensor of one dimension (or none) is one unit; a tensor
+     * with a dimension of size zero has none.
+     *
+     * <p><b>Numerics.</b> Each unit's norm is the L2 norm gradclip computes for that slice as a tensor
+     * of its own: accumulated exactly across blocks, within 7.6e-15 of the exact norm, the same bits
+     * for any thread count and CPU. A unit under its bound keeps every bit, and so does a unit whose
+     * gradient norm is NaN or infinite, or whose bound is NaN (a NaN in its parameters; timm would
+     * write NaN there) or infinite.
+     *
+     * <p><b>Threads.</b> Work of 1 MiB or more runs on all available processors, in one shared pool of
+     * daemon threads; a call made while another thread's call holds the pool runs on its calling
+     * thread. The bits are the same either way. The units are laid out once per pair of sets and
+     * kept with {@code grads} for the next call with the same {@code params}: after that a call
+     * allocates nothing.
+     *
+     * @param clipFactor the ratio of a unit's gradient norm to its parameter norm at which it clips,
+     *     finite and > 0 (timm's default 0.01)
+     * @param eps the least parameter norm a bound is taken from, finite and >= 0 (timm's default 1e-3),
+     *     so that units whose parameters are zero still get a bound
+     * @throws IllegalArgumentException before anything is written, naming the argument and the tensor:
+     *     {@code clipFactor} or {@code eps} out of range, tensor counts or shapes that differ, parameters
+     *     that share memory with gradients, a read-only gradient tensor with a unit to scale
+     */
+    public static int adaptiveGradClip(Gradients grads, Gradients params, double clipFactor, double eps) {
+        if (grads == null) {
+            throw new NullPointerException("grads is null");
+        }
+        if (params == null) {
+            throw new NullPointerException("params is null");
+        }
+        if (!(clipFactor > 0 && clipFactor < Double.POSITIVE_INFINITY)) {
+            throw new IllegalArgumentException("clipFactor must be finite and > 0, was " + clipFactor);
+        }
+        if (!(eps >= 0 && eps < Double.POSITIVE_INFINITY)) {
+            throw new IllegalArgumentException("eps must be finite and >= 0, was " + eps);
+        }
+        TensorTable gradTable = readable(grads);
+        readable(params);
+        UnitClipping.Plan plan = grads.unitPlan();
+        if (plan == null || !plan.isFor(params)) {
+            plan = unitPlan(grads, params);
+            grads.unitPlan(plan);
+        }
+        return UnitClipping.clip(plan, gradTable, clipFactor, eps);
+    }
+
+    /** Checks that the two sets pair up, then lays out their units. */
+    private static UnitClipping.Plan unitPlan(Gradients grads, Gradients params) {
+        int n = grads.size();
+        if (params.size() != n) {
+            throw new IllegalArgumentException("grads has " + n + " tensors but params has " + params.size()
+                    + ": adaptiveGradClip pairs them by index");
+        }
+        long[][] shapes = new long[n][];
+        for (int t = 0; t < n; t++) {
+            long[] shape = grads.shape(t);
+            if (!Arrays.equals(shape, params.shape(t))) {
+                throw new IllegalArgumentException(label(grads, "grads", t) + " has shape " + Arrays.toString(shape)
+                        + " but " + label(params, "params", t) + " has shape " + Arrays.toString(params.shape(t)));
+            }
+            shapes[t] = grads.shapeOrNull(t);
+        }
+        return UnitClipping.plan(params, grads.table(), params.table(), shapes,
+                k -> k < n ? label(grads, "grads", k) : label(params, "params", k - n));
+    }
+
+    /** A tensor for messages, by name and index in its set: {@code "fc.weight" (params[3])}. */
+    private static String label(Gradients set, String argument, int t) {
+        String index = argument + "[" + t + "]";
+        String name = set.name(t);
+        return name.equals(SegmentChecks.name(t)) ? index : '"' + name + "\" (" + index + ')';
     }
 
     // ---- 0.1: float32 lists and arrays, L2 ----

@@ -25,6 +25,7 @@ public final class GradReport {
     private boolean clipped;
     private double normType = 2;
     private boolean filled;
+    private double maxNorm = Double.NaN;
 
     public GradReport(Gradients grads) {
         if (grads == null) {
@@ -53,6 +54,14 @@ public final class GradReport {
      */
     public double coefficient() {
         return coefficient;
+    }
+
+    /**
+     * The bound the step clipped to: the Clipper's fixed {@code maxNorm}, or the bound its adaptive
+     * {@link Threshold} gave for this step's norm. NaN before the first step.
+     */
+    public double maxNorm() {
+        return maxNorm;
     }
 
     /** Whether the gradients were written (scaled). */
@@ -130,6 +139,10 @@ public final class GradReport {
 
     long[] nonFiniteArray() {
         return nonFinite;
+    }
+
+    void setMaxNorm(double maxNorm) {
+        this.maxNorm = maxNorm;
     }
 
     void fill(double normType, double totalNorm, double coefficient, boolean clipped) {

@@ -2,8 +2,10 @@ package dev.gradclip;
 
 import dev.gradclip.internal.SegmentChecks;
 import dev.gradclip.internal.TensorTable;
+import dev.gradclip.internal.UnitClipping;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -15,25 +17,58 @@ import java.util.Map;
  * <p>A set may mix dtypes. Elements are in native byte order, at any alignment, off-heap, mapped or
  * on the heap. {@link #of} and {@link Builder#build()} reject, naming the tensor by name and index:
  * a null segment, dtype or name ({@link NullPointerException}); a byte size that is not a multiple
- * of the dtype's size, two segments that share memory, or a duplicate name
- * ({@link IllegalArgumentException}). What can change between calls is checked on every call: a
+ * of the dtype's size, two segments that share memory, a duplicate name, or a shape whose
+ * dimensions are negative or do not multiply to the element count ({@link IllegalArgumentException}). What can change between calls is checked on every call: a
  * closed arena, access from the wrong thread, a read-only segment that must be written.
  */
 public final class Gradients {
 
     private final TensorTable table;
     private final Map<String, Integer> indexByName;
+    /** Each tensor's shape; null for a tensor added without one (one dimension). */
+    private final long[][] shapes;
+    /** The last {@link GradClip#adaptiveGradClip} plan with these as the gradients, for the params it was built for. */
+    private volatile UnitClipping.Plan unitPlan;
 
-    private Gradients(MemorySegment[] segments, DType[] types, String[] names) {
+    private Gradients(MemorySegment[] segments, DType[] types, String[] names, long[][] shapes) {
         for (int i = 0; i < segments.length; i++) {
             int index = i;
             SegmentChecks.checkShape(segments[i], types[i], i, k -> label(names, index));
+            if (shapes[i] != null) {
+                checkDimensions(shapes[i], segments[i].byteSize() / types[i].byteSize(), label(names, i));
+            }
         }
+        this.shapes = shapes;
         SegmentChecks.checkDisjoint(segments, k -> label(names, k));
         this.table = TensorTable.of(segments, types, names);
         this.indexByName = new HashMap<>();
         for (int i = 0; i < names.length; i++) {
             indexByName.put(names[i], i);
+        }
+    }
+
+    /** A shape's dimensions are >= 0 and multiply to the element count. */
+    private static void checkDimensions(long[] shape, long elements, String label) {
+        long product = 1;
+        for (int d = 0; d < shape.length; d++) {
+            if (shape[d] < 0) {
+                throw new IllegalArgumentException(label + " has shape " + Arrays.toString(shape) + ": dimension " + d
+                        + " is negative");
+            }
+            try {
+                product = Math.multiplyExact(product, shape[d]);
+            } catch (ArithmeticException e) {
+                if (!Arrays.stream(shape).anyMatch(n -> n == 0)) {
+                    throw new IllegalArgumentException(label + " has shape " + Arrays.toString(shape)
+                            + ", whose element count overflows a long");
+                }
+                product = 0;
+                break;
+            }
+        }
+        if (product != elements) {
+            throw new IllegalArgumentException(label + " has " + elements + " elements, but its shape "
+                    + Arrays.toString(shape) + " has " + product);
         }
     }
 
@@ -58,7 +93,7 @@ public final class Gradients {
             types[i] = type;
             names[i] = SegmentChecks.name(i);
         }
-        return new Gradients(array, types, names);
+        return new Gradients(array, types, names, new long[n][]);
     }
 
     /** Float32 arrays (on the heap), named {@code grads[0]}, ... */
@@ -108,6 +143,28 @@ public final class Gradients {
         return index == null ? -1 : index;
     }
 
+    /**
+     * The tensor's shape, as given to {@link Builder#add(String, MemorySegment, DType, long...)}: a
+     * new array; {@code [numel]} for a tensor added without one.
+     */
+    public long[] shape(int tensor) {
+        long[] shape = shapes[tensor];
+        return shape == null ? new long[] {numel(tensor)} : shape.clone();
+    }
+
+    /** The shape without a copy: null for one dimension. For the AGC plan. */
+    long[] shapeOrNull(int tensor) {
+        return shapes[tensor];
+    }
+
+    UnitClipping.Plan unitPlan() {
+        return unitPlan;
+    }
+
+    void unitPlan(UnitClipping.Plan plan) {
+        this.unitPlan = plan;
+    }
+
     /** Every tensor's bytes. */
     public long byteSize() {
         return table.bytes();
@@ -131,13 +188,32 @@ public final class Gradients {
         private final List<MemorySegment> segments = new ArrayList<>();
         private final List<DType> types = new ArrayList<>();
         private final List<String> names = new ArrayList<>();
+        private final List<long[]> shapes = new ArrayList<>();
 
         private Builder() {}
 
+        /** A tensor of one dimension. */
         public Builder add(String name, MemorySegment data, DType type) {
             segments.add(data);
             types.add(type);
             names.add(name);
+            shapes.add(null);
+            return this;
+        }
+
+        /**
+         * A tensor with a shape, as torch's {@code size()}: the dimensions must be >= 0 and multiply to
+         * the element count ({@link #build()} checks). Only {@link GradClip#adaptiveGradClip} reads the
+         * shape, for its units: the slices along the first dimension of a tensor of two or more
+         * dimensions. An empty shape is a scalar (one element).
+         */
+        public Builder add(String name, MemorySegment data, DType type, long... shape) {
+            if (shape == null) {
+                throw new NullPointerException("the shape of \"" + name + "\" (" + SegmentChecks.name(names.size())
+                        + ") is null");
+            }
+            add(name, data, type);
+            shapes.set(shapes.size() - 1, shape.clone());
             return this;
         }
 
@@ -156,7 +232,7 @@ public final class Gradients {
                 }
             }
             return new Gradients(segments.toArray(new MemorySegment[0]), types.toArray(new DType[0]),
-                    names.toArray(new String[0]));
+                    names.toArray(new String[0]), shapes.toArray(new long[0][]));
         }
     }
 }

@@ -7,6 +7,9 @@ import dev.gradclip.internal.ExactSum;
 import dev.gradclip.internal.KernelProvider;
 import dev.gradclip.internal.NormState;
 import dev.gradclip.internal.NormType;
+import dev.gradclip.internal.TensorTable;
+import dev.gradclip.internal.UnitClipping;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -70,10 +73,17 @@ public final class Interleaved {
                     passes(type, rounds);
                 }
             }
+            case "agc" -> {
+                for (DType type : new DType[] {DType.FLOAT32, DType.BFLOAT16}) {
+                    for (int threads : new int[] {1, 2}) {
+                        agc(type, threads, rounds);
+                    }
+                }
+            }
             case "versus", "versus-torch" -> versus(Path.of(args.length > 2 ? args[2] : "bench/target/libclip_loop.so"),
                     rounds, what.equals("versus-torch"));
             default -> throw new IllegalArgumentException(
-                    "order, dtypes, dtypes-torch, threads, report, passes, versus or versus-torch");
+                    "order, dtypes, dtypes-torch, threads, report, passes, agc, versus or versus-torch");
         }
     }
 
@@ -210,6 +220,52 @@ public final class Interleaved {
         clips.forEach(ClipperBenchmark.Clip::stop);
         floats.free();
         halves.free();
+    }
+
+    /**
+     * AGC over GPT-2-small shapes against the global clip of the same gradients, on one engine: the
+     * clip (norm and scale pass, 3 passes' worth of bytes), AGC when no unit clips (its norm pass over
+     * both sets, 2) and when every unit does (4), and the global norm pass over gradients and
+     * parameters as 296 whole tensors (the same bytes as AGC's norm pass, without the 115,891 units).
+     */
+    static void agc(DType type, int threads, int rounds) {
+        AgcBenchmark.Model m = new AgcBenchmark.Model();
+        m.dtype = type.name();
+        m.clipping = "all";
+        m.threads = threads;
+        m.allocate();
+        m.restore();
+        AgcBenchmark benchmark = new AgcBenchmark();
+        MemorySegment[] both = new MemorySegment[2 * m.grads.size()];
+        DType[] types = new DType[both.length];
+        String[] names = new String[both.length];
+        for (int t = 0; t < m.grads.size(); t++) {
+            both[2 * t] = m.grads.segment(t);
+            both[2 * t + 1] = m.params.segment(t);
+        }
+        Arrays.fill(types, type);
+        Arrays.fill(names, "t");
+        TensorTable tensors = TensorTable.of(both, types, names);
+        NormState state = new NormState();
+        Map<String, DoubleSupplier> contenders = new LinkedHashMap<>();
+        contenders.put("global clip", () -> benchmark.globalClip(m));
+        contenders.put("agc, every unit clips", () -> {
+            if (m.clipFactor < 1e-4) { // far below the start: the gradients are 1e-4 of what they were
+                m.restore();
+            }
+            return benchmark.agc(m);
+        });
+        contenders.put("agc, no unit clips", () -> UnitClipping.clip(m.engine, m.plan, m.gradTable, 1e9, 1e-3));
+        contenders.put("norm pass, grads+params", () -> {
+            m.engine.norm(tensors, NormType.L2, 2, false, false, state);
+            return state.norm();
+        });
+        contenders.put("the same, per tensor", () -> {
+            m.engine.norm(tensors, NormType.L2, 2, true, false, state);
+            return state.norm();
+        });
+        report("agc, gpt2-small " + type + ", " + threads + " thread(s)", contenders, rounds, 1);
+        m.free();
     }
 
     /** The L2 norm pass alone (with the per-tensor report and its non-finite count if asked), as a contender. */

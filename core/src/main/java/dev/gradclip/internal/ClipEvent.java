@@ -11,9 +11,9 @@ import jdk.jfr.StackTrace;
 
 /**
  * One {@code Clipper.clip} call as a JDK Flight Recorder event, {@code dev.gradclip.Clip}: disabled
- * unless a recording enables it ({@code -XX:StartFlightRecording:settings=...} or
- * {@code jfr configure}). The clip creates the event only while it is enabled and a recording runs,
- * so a clip without a recording allocates nothing.
+ * unless a recording enables it (e.g. {@code -XX:StartFlightRecording:+dev.gradclip.Clip#enabled=true}).
+ * The clip creates the event only while it is enabled and a recording runs, so a clip allocates
+ * nothing otherwise. Fields are filled only for a clip that succeeded.
  */
 @Name("dev.gradclip.Clip")
 @Label("Gradient Clip")

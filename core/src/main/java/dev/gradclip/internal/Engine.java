@@ -26,7 +26,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     private static final double SAFE_HIGH = 0x1p400;
     private static final double SAFE_LOW = 0x1p-400;
 
-    private enum Pass { SUMS, MAXIMA, POWERS, SCALE, CLAMP }
+    private enum Pass { SUMS, MAXIMA, POWERS, SCALE, CLAMP, SCALE_EACH }
 
     private final Kernels kernels;
     private final WorkerPool pool; // null for one thread
@@ -41,9 +41,13 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     private NormType normType;
     private double p;
     private boolean perTensor;
+    /** Whether per-tensor figures include each tensor's largest magnitude (else only its status: NaN, +Infinity or 0). */
+    private boolean maxima;
     private boolean countNonFinite;
     private double argument;
     private long[] bounds;
+    /** SCALE_EACH: each tensor's factor. */
+    private double[] factors;
 
     // Per-tensor figures of the last norm pass with perTensor, indexed by tensor.
     private double[] tensorNorm = new double[0];
@@ -82,6 +86,23 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
      */
     public void norm(TensorTable table, NormType normType, double p, boolean perTensor, boolean countNonFinite,
                      NormState out) {
+        this.maxima = true;
+        normPass(table, normType, p, perTensor, countNonFinite, out);
+    }
+
+    /**
+     * The L2 norm pass with each tensor's norm, for tables of many small tensors (the units of
+     * adaptive clipping): the same norms, bit for bit, but {@link #tensorMax} holds only whether the
+     * tensor is finite (NaN, +Infinity or 0), except for float64, whose kernel needs the maximum
+     * anyway. Tracking the maximum costs up to a fifth of a float32 pass.
+     */
+    public void tensorNorms(TensorTable table, NormState out) {
+        this.maxima = false;
+        normPass(table, NormType.L2, 2, true, false, out);
+    }
+
+    private void normPass(TensorTable table, NormType normType, double p, boolean perTensor, boolean countNonFinite,
+                          NormState out) {
         out.reset(normType, p);
         this.normType = normType;
         this.p = p;
@@ -119,6 +140,20 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
     public void scale(TensorTable table, double c) {
         perTensor = false;
         run(table, Pass.SCALE, c);
+    }
+
+    /**
+     * Multiplies each tensor {@code i} by {@code factors[i]}, as {@link #scale} does, and leaves the
+     * tensors whose factor is 1 untouched: per-unit clipping, where the tensors are units.
+     */
+    public void scaleEach(TensorTable table, double[] factors) {
+        perTensor = false;
+        this.factors = factors;
+        try {
+            run(table, Pass.SCALE_EACH, 0);
+        } finally {
+            this.factors = null;
+        }
     }
 
     /** Clamps every element to {@code [-bound, bound]}, the bound rounded to each tensor's type. */
@@ -210,6 +245,12 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
         MemorySegment segment = table.segment(tensor);
         switch (pass) {
             case SCALE -> kernels.scaleBlock(type, segment, from, count, argument);
+            case SCALE_EACH -> {
+                double c = factors[tensor];
+                if (c != 1.0) {
+                    kernels.scaleBlock(type, segment, from, count, c);
+                }
+            }
             case CLAMP -> {
                 if (!segment.isReadOnly()) { // read-only tensors were checked to need no change
                     kernels.clampBlock(type, segment, from, count, boundIn(type, argument));
@@ -218,7 +259,7 @@ public final class Engine implements AutoCloseable, WorkerPool.Task {
             case SUMS, MAXIMA -> {
                 BlockFigures figures = worker.figures;
                 // The maximum only where something needs it; otherwise a non-finite element shows in the sum.
-                boolean wantMax = perTensor || normType == NormType.INF || type == DType.FLOAT64;
+                boolean wantMax = (perTensor && maxima) || normType == NormType.INF || type == DType.FLOAT64;
                 kernels.normBlock(type, normType.squares(), wantMax, segment, from, count, 1.0, figures);
                 double max = figures.max;
                 worker.tensorMax = Math.max(worker.tensorMax, max);

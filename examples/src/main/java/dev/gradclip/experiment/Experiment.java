@@ -41,6 +41,7 @@ public final class Experiment {
     public static void main(String[] args) throws Exception {
         Path out = Path.of("rnn-out");
         boolean full = false;
+        boolean spikesOnly = false;
         int threads = Runtime.getRuntime().availableProcessors();
         for (String arg : args) {
             if (arg.startsWith("--out=")) {
@@ -49,31 +50,53 @@ public final class Experiment {
                 full = true;
             } else if (arg.equals("--full=false")) {
                 full = false;
+            } else if (arg.equals("--spikes-only")) {
+                spikesOnly = true;
             } else if (arg.startsWith("--threads=")) {
                 threads = Integer.parseInt(arg.substring("--threads=".length()));
             } else {
                 throw new IllegalArgumentException("unknown argument " + arg
-                        + "; expected --out=DIR, --full[=true|false], --threads=N");
+                        + "; expected --out=DIR, --full[=true|false], --spikes-only, --threads=N");
             }
         }
-        run(full ? Setup.full() : Setup.quick(), full ? "full" : "quick; -Dfull=true for the full one", out, threads);
+        run(full ? Setup.full() : Setup.quick(), full ? "full" : "quick; -Dfull=true for the full one", out, threads,
+                spikesOnly);
     }
 
-    /** Runs every strategy on every condition and seed of {@code setup}; writes the files into {@code out}. */
+    /** Runs every strategy on every condition and seed of {@code setup}, then the spike run; writes the files into {@code out}. */
     static void run(Setup setup, String name, Path out, int threads) throws Exception {
+        run(setup, name, out, threads, false);
+    }
+
+    /** The same, or with {@code spikesOnly} the spike run alone (its condition calibrated as in the full run). */
+    static void run(Setup setup, String name, Path out, int threads, boolean spikesOnly) throws Exception {
         Files.createDirectories(out);
         System.out.println(describe(setup, name, threads, out));
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         try {
-            Map<Condition, Thresholds> thresholds = calibrate(setup, pool);
-            List<Result> results = runAll(setup, thresholds, pool);
-            String table = successTable(setup, thresholds, results);
+            Thresholds atSpikes;
+            if (spikesOnly) {
+                atSpikes = TrainingRun.calibrate(setup, SpikeRun.condition(setup));
+            } else {
+                Map<Condition, Thresholds> thresholds = calibrate(setup, pool);
+                List<Result> results = runAll(setup, thresholds, pool);
+                String table = successTable(setup, thresholds, results);
+                System.out.println();
+                System.out.println(table);
+                Files.writeString(out.resolve("success-rates.md"), table);
+                writeSteps(out.resolve("steps.csv"), results);
+                writeRuns(out.resolve("runs.csv"), results);
+                Plots.write(out, setup, results);
+                atSpikes = thresholds.get(SpikeRun.condition(setup));
+            }
+            List<SpikeRun.Row> spikes = SpikeRun.run(setup, atSpikes, pool);
+            String spikeTable = SpikeRun.table(setup, atSpikes, spikes);
             System.out.println();
-            System.out.println(table);
-            Files.writeString(out.resolve("success-rates.md"), table);
-            writeSteps(out.resolve("steps.csv"), results);
-            writeRuns(out.resolve("runs.csv"), results);
-            Plots.write(out, setup, results);
+            System.out.println(spikeTable);
+            Files.writeString(out.resolve("spikes.md"), spikeTable);
+            writeSteps(out.resolve("spikes-steps.csv"), spikes.stream().flatMap(row -> row.runs().stream()).toList(),
+                    spikes.stream().flatMap(row -> row.runs().stream().map(r -> row.variant().label())).toList());
+            Plots.spikes(out, spikes);
             System.out.println("wrote " + out.toAbsolutePath());
         } finally {
             pool.shutdown();
@@ -82,13 +105,13 @@ public final class Experiment {
 
     private static String describe(Setup setup, String name, int threads, Path out) {
         return String.format(Locale.ROOT,
-                "RNN experiment (%s): addition problem, lengths %s, learning rates %s, %d seeds, 4 strategies"
+                "RNN experiment (%s): addition problem, lengths %s, learning rates %s, %d seeds, %d strategies"
                         + " = %d runs on %d threads%n"
                         + "  tanh RNN with %d hidden units, SGD with batch %d, initial spectral radius %s%n"
                         + "  success: test MSE < %s (predicting the mean gives 0.167) within %,d steps, tested every %d steps%n"
                         + "  output: %s",
-                name, setup.lengths(), setup.learningRates(),
-                setup.seeds(), 4 * setup.conditions().size() * setup.seeds(), threads, setup.hidden(), setup.lanes(),
+                name, setup.lengths(), setup.learningRates(), setup.seeds(), Strategy.values().length,
+                Strategy.values().length * setup.conditions().size() * setup.seeds(), threads, setup.hidden(), setup.lanes(),
                 setup.spectralRadius(), setup.successMse(), setup.maxSteps(), setup.evalEvery(), out.toAbsolutePath());
     }
 
@@ -223,6 +246,18 @@ public final class Experiment {
             }
             md.append('\n');
         }
+        md.append("\nShare of steps whose global norm clipping shortened, by whatever means (the steps it changed"
+                + " the length of), median over seeds:\n\n");
+        header(md, setup);
+        for (Strategy strategy : Strategy.values()) {
+            md.append("| ").append(strategy.label()).append(" |");
+            for (Condition condition : setup.conditions()) {
+                double[] shares = cell(results, strategy, condition).stream()
+                        .mapToDouble(Result::shareShortened).sorted().toArray();
+                md.append(String.format(Locale.ROOT, " %.0f %% |", 100 * shares[shares.length / 2]));
+            }
+            md.append('\n');
+        }
         md.append("\nThresholds (median over the first ").append(setup.calibrationSteps())
                 .append(" unclipped steps of ").append(setup.calibrationSeeds())
                 .append(" calibration seeds): maxNorm for global and per-tensor clipping, clipValue for value clipping.\n\n");
@@ -245,18 +280,25 @@ public final class Experiment {
     }
 
     private static void writeSteps(Path file, List<Result> results) throws IOException {
+        writeSteps(file, results, results.stream().map(r -> r.strategy().label()).toList());
+    }
+
+    /** Every step of every run: the loss, the norm before and after clipping, the bound, whether it was spiked. */
+    private static void writeSteps(Path file, List<Result> results, List<String> labels) throws IOException {
         try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file))) {
-            w.println("strategy,learning_rate,length,seed,step,loss,grad_norm,exploded,test_mse");
-            for (Result r : results) {
+            w.println("strategy,learning_rate,length,seed,step,loss,grad_norm,exploded,test_mse,bound,clipped_norm,spiked");
+            for (int k = 0; k < results.size(); k++) {
+                Result r = results.get(k);
                 int evaluation = 0;
                 for (int step = 0; step < r.steps(); step++) {
                     String testMse = "";
                     if (evaluation < r.evalSteps().length && r.evalSteps()[evaluation] == step + 1) {
                         testMse = Double.toString(r.testCurve()[evaluation++]);
                     }
-                    w.printf(Locale.ROOT, "%s,%s,%d,%d,%d,%s,%s,%d,%s%n", r.strategy().label(),
+                    w.printf(Locale.ROOT, "%s,%s,%d,%d,%d,%s,%s,%d,%s,%s,%s,%d%n", labels.get(k),
                             r.condition().learningRate(), r.length(), r.seed(), step + 1,
-                            r.loss()[step], r.gradNorm()[step], r.exploded(step) ? 1 : 0, testMse);
+                            r.loss()[step], r.gradNorm()[step], r.exploded(step) ? 1 : 0, testMse,
+                            r.bound()[step], r.clippedNorm()[step], r.spiked()[step] ? 1 : 0);
                 }
             }
             checkWritten(w, file);

@@ -53,7 +53,7 @@ final class Plots {
                         .findFirst().orElseThrow();
                 curves.add(curves(run, setup.successMse()));
             }
-            BitmapEncoder.saveBitmap(curves, 2, 2, out.resolve("curves-lr" + lr + ".png").toString(), BitmapFormat.PNG);
+            grid(curves, 2, out.resolve("curves-lr" + lr + ".png"));
         }
     }
 
@@ -150,6 +150,97 @@ final class Plots {
             marks.setMarkerColor(EXPLODED);
         }
         return chart;
+    }
+
+    private static final Color BOUND = new Color(0x1f77b4);
+    private static final Color AFTER = new Color(0x2ca02c);
+
+    /**
+     * {@code spikes-thresholds.png}: for each variant of the spike run, seed 0 (fixed before the
+     * run), the global norm before clipping, the bound each step clipped to (where the strategy has
+     * one), the norm after clipping, and the spike steps.
+     */
+    static void spikes(Path out, List<SpikeRun.Row> rows) throws IOException {
+        List<XYChart> charts = new ArrayList<>();
+        for (SpikeRun.Row row : rows) {
+            Result run = row.runs().getFirst();
+            XYChart chart = new XYChartBuilder().width(720).height(420)
+                    .title(String.format("%s, %s, seed %d: %s", row.variant().label(), run.condition().label(), run.seed(),
+                            run.succeeded() ? "success at step " + run.stepsToSuccess()
+                                    : run.diverged() ? "diverged" : "failed"))
+                    .xAxisTitle("step").yAxisTitle("global gradient norm (log scale)").build();
+            chart.getStyler().setYAxisLogarithmic(true);
+            chart.getStyler().setLegendPosition(LegendPosition.OutsideS);
+            chart.getStyler().setLegendLayout(LegendLayout.Horizontal);
+            chart.getStyler().setXAxisDecimalPattern("#");
+            chart.getStyler().setMarkerSize(5);
+            series(chart, "norm before clipping", run, run.gradNorm(), NORM);
+            series(chart, "norm after clipping", run, run.clippedNorm(), AFTER);
+            series(chart, "bound", run, run.bound(), BOUND);
+            List<Double> x = new ArrayList<>();
+            List<Double> y = new ArrayList<>();
+            for (int step = 0; step < run.steps(); step++) {
+                double n = run.gradNorm()[step];
+                if (run.spiked()[step] && Double.isFinite(n) && n > 0) {
+                    x.add(step + 1.0);
+                    y.add(n);
+                }
+            }
+            if (!x.isEmpty()) {
+                XYSeries marks = chart.addSeries("spike (x" + (int) SpikeRun.SPIKES.factor() + ")", x, y);
+                marks.setXYSeriesRenderStyle(XYSeriesRenderStyle.Scatter);
+                marks.setMarker(SeriesMarkers.CIRCLE);
+                marks.setMarkerColor(EXPLODED);
+            }
+            charts.add(chart);
+        }
+        grid(charts, 2, out.resolve("spikes-thresholds.png"));
+    }
+
+    /** Charts in rows of {@code columns}, as one PNG; a last row that is not full stays white on the right. */
+    private static void grid(List<XYChart> charts, int columns, Path file) throws IOException {
+        int width = charts.getFirst().getWidth();
+        int height = charts.getFirst().getHeight();
+        int rows = (charts.size() + columns - 1) / columns;
+        java.awt.image.BufferedImage image = new java.awt.image.BufferedImage(columns * width, rows * height,
+                java.awt.image.BufferedImage.TYPE_INT_RGB);
+        java.awt.Graphics2D g = image.createGraphics();
+        g.setColor(Color.WHITE);
+        g.fillRect(0, 0, image.getWidth(), image.getHeight());
+        for (int k = 0; k < charts.size(); k++) {
+            g.drawImage(BitmapEncoder.getBufferedImage(charts.get(k)), (k % columns) * width, (k / columns) * height, null);
+        }
+        g.dispose();
+        if (!javax.imageio.ImageIO.write(image, "png", file.toFile())) {
+            throw new IOException("no PNG writer for " + file);
+        }
+    }
+
+    /**
+     * The finite, positive values of one per-step series (a log axis has no place for the others): a
+     * line, or points where fewer than half the steps have one (ZClip's bound is +Infinity but on
+     * spikes, and a line would join the spikes across the steps between).
+     */
+    private static void series(XYChart chart, String name, Result run, double[] values, Color color) {
+        List<Double> x = new ArrayList<>();
+        List<Double> y = new ArrayList<>();
+        for (int step = 0; step < run.steps(); step++) {
+            if (Double.isFinite(values[step]) && values[step] > 0) {
+                x.add(step + 1.0);
+                y.add(values[step]);
+            }
+        }
+        if (x.isEmpty()) {
+            return;
+        }
+        XYSeries series = chart.addSeries(name, x, y);
+        if (2 * x.size() >= run.steps()) {
+            line(series, color);
+        } else {
+            series.setXYSeriesRenderStyle(XYSeriesRenderStyle.Scatter);
+            series.setMarker(SeriesMarkers.DIAMOND);
+            series.setMarkerColor(color);
+        }
     }
 
     private static void line(XYSeries series, Color color) {

@@ -1,10 +1,13 @@
 package dev.gradclip.experiment;
 
 import dev.gradclip.Clipper;
+import dev.gradclip.GradClip;
 import dev.gradclip.GradReport;
 import dev.gradclip.experiment.AdditionProblem.Batch;
 import dev.gradclip.experiment.Setup.Condition;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -17,6 +20,7 @@ final class TrainingRun {
     private static final int INIT_STREAM = 1;
     private static final int DATA_STREAM = 2;
     private static final int TEST_STREAM = 3;
+    private static final int SPIKE_STREAM = 4;
     /** Calibration seeds start here, far from the experiment's seeds 0, 1, 2, ... */
     private static final int CALIBRATION_SEED = 1_000_000;
 
@@ -32,9 +36,13 @@ final class TrainingRun {
      * @param testCurve the test error measured after each of those steps
      * @param stepsToSuccess the step at which the test error first fell below the threshold, or -1
      * @param diverged whether a parameter or the test error became non-finite, which ends the run
+     * @param bound the global-norm bound each step clipped to (NaN for strategies without one)
+     * @param clippedNorm the global gradient norm after clipping, at each step taken
+     * @param spiked whether each step's gradients were multiplied by the injected spike factor
      */
     record Result(Strategy strategy, Condition condition, int seed, Thresholds thresholds, float[] loss, double[] gradNorm,
-                  int[] evalSteps, double[] testCurve, int nonFiniteSteps, int stepsToSuccess, boolean diverged) {
+                  int[] evalSteps, double[] testCurve, int nonFiniteSteps, int stepsToSuccess, boolean diverged,
+                  double[] bound, double[] clippedNorm, boolean[] spiked) {
 
         int length() {
             return condition.length();
@@ -63,6 +71,15 @@ final class TrainingRun {
             int count = 0;
             for (double norm : gradNorm) {
                 count += norm > thresholds.maxNorm() ? 1 : 0;
+            }
+            return (double) count / steps();
+        }
+
+        /** The share of steps whose finite norm clipping shortened, by any strategy's means. */
+        double shareShortened() {
+            int count = 0;
+            for (int step = 0; step < steps(); step++) {
+                count += clippedNorm[step] < gradNorm[step] * (1 - 1e-6) ? 1 : 0;
             }
             return (double) count / steps();
         }
@@ -124,17 +141,36 @@ final class TrainingRun {
         return new Thresholds(median(norms), median(maxAbs));
     }
 
+    /**
+     * Injected gradient spikes: each step, with probability {@code probability} (drawn from the run's
+     * own stream, so every strategy gets the same spikes), the gradients are multiplied by
+     * {@code factor} after the backward pass and before clipping.
+     */
+    record Spikes(double probability, float factor) {
+        static final Spikes NONE = new Spikes(0, 1);
+    }
+
     /** Trains one model with one strategy; deterministic in (strategy, condition, seed) and the setup. */
     static Result run(Setup setup, Strategy strategy, Condition condition, int seed, Thresholds thresholds,
                       List<Batch> testSet) {
+        return run(setup, strategy, condition, seed, thresholds, testSet, Spikes.NONE);
+    }
+
+    /** The same with injected gradient spikes. */
+    static Result run(Setup setup, Strategy strategy, Condition condition, int seed, Thresholds thresholds,
+                      List<Batch> testSet, Spikes spikes) {
         int length = condition.length();
         try (Arena arena = Arena.ofConfined()) {
             Rnn rnn = newModel(setup, arena, length, seed);
             SplittableRandom data = random(length, seed, DATA_STREAM);
+            SplittableRandom spikeDraws = random(length, seed, SPIKE_STREAM);
             Batch batch = new Batch(length, setup.lanes());
             try (Strategy.Clip clip = strategy.bind(rnn, thresholds)) {
                 float[] loss = new float[setup.maxSteps()];
                 double[] norm = new double[setup.maxSteps()];
+                double[] bound = new double[setup.maxSteps()];
+                double[] clipped = new double[setup.maxSteps()];
+                boolean[] spiked = new boolean[setup.maxSteps()];
                 int evaluations = 0;
                 int[] evalSteps = new int[setup.maxSteps() / setup.evalEvery() + 1];
                 double[] testCurve = new double[evalSteps.length];
@@ -145,7 +181,17 @@ final class TrainingRun {
                 while (step < setup.maxSteps() && success < 0 && !diverged) {
                     AdditionProblem.fill(batch, data);
                     loss[step] = (float) rnn.lossAndGradients(batch);
+                    spiked[step] = spikeDraws.nextDouble() < spikes.probability();
+                    if (spiked[step]) {
+                        for (MemorySegment g : rnn.gradients()) {
+                            for (long k = 0; k < g.byteSize() / Float.BYTES; k++) {
+                                g.setAtIndex(ValueLayout.JAVA_FLOAT, k, g.getAtIndex(ValueLayout.JAVA_FLOAT, k) * spikes.factor());
+                            }
+                        }
+                    }
                     norm[step] = clip.apply();
+                    bound[step] = clip.bound();
+                    clipped[step] = Double.isFinite(norm[step]) ? GradClip.totalNorm(rnn.namedGradients()) : norm[step];
                     if (Double.isFinite(norm[step])) {
                         rnn.sgdStep(condition.learningRate());
                         diverged = !rnn.parametersFinite();
@@ -166,7 +212,8 @@ final class TrainingRun {
                 }
                 return new Result(strategy, condition, seed, thresholds, Arrays.copyOf(loss, step),
                         Arrays.copyOf(norm, step), Arrays.copyOf(evalSteps, evaluations),
-                        Arrays.copyOf(testCurve, evaluations), nonFinite, success, diverged);
+                        Arrays.copyOf(testCurve, evaluations), nonFinite, success, diverged, Arrays.copyOf(bound, step),
+                        Arrays.copyOf(clipped, step), Arrays.copyOf(spiked, step));
             }
         }
     }

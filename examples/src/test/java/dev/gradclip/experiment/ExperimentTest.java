@@ -23,13 +23,15 @@ class ExperimentTest {
         Experiment.run(TINY, "test", two, 2);
 
         for (String file : List.of("success-rates.md", "runs.csv", "steps.csv", "success-rate.png", "success-rate.svg",
-                "curves-lr0.05.png", "curves-lr0.1.png")) {
+                "curves-lr0.05.png", "curves-lr0.1.png", "spikes.md", "spikes-steps.csv", "spikes-thresholds.png")) {
             assertTrue(Files.size(one.resolve(file)) > 0, file);
         }
-        for (String file : List.of("success-rates.md", "runs.csv", "steps.csv")) {
+        for (String file : List.of("success-rates.md", "runs.csv", "steps.csv", "spikes.md", "spikes-steps.csv")) {
             assertEquals(Files.readString(one.resolve(file)), Files.readString(two.resolve(file)), file);
         }
-        // 2 learning rates x 2 lengths x 2 seeds x 4 strategies, and a header
-        assertEquals(33, Files.readAllLines(one.resolve("runs.csv")).size());
+        // 2 learning rates x 2 lengths x 2 seeds x 7 strategies, and a header
+        assertEquals(57, Files.readAllLines(one.resolve("runs.csv")).size());
+        // 6 variants x 2 seeds, each with a spike-free first step at least
+        assertEquals(6, Files.readAllLines(one.resolve("spikes.md")).stream().filter(l -> l.startsWith("| ") && !l.startsWith("| variant")).count());
     }
 }

@@ -54,6 +54,20 @@ class MpiIntegrationTest {
         assertEquals(5L * ranks, failedSteps, "every rank must throw at each of the 5 faulty steps\n" + result.output());
     }
 
+    /** Adaptive thresholds evolve with the unsharded run's bits on every rank, and the stall guard stops every rank at the same step. */
+    @ParameterizedTest(name = "mpirun -np {0}")
+    @ValueSource(ints = {2, 3})
+    @Timeout(value = 210, unit = TimeUnit.SECONDS)
+    void adaptiveThresholdsAreTheUnshardedBitsOnEveryRank(int ranks) throws Exception {
+        MpiRun.Result result = MpiRun.run(ranks, JOB_SECONDS, MpiThresholdCheck.class);
+        assertJobPassed(result, ranks);
+        List<String> stalls = result.output().lines().filter(line -> line.startsWith("STALL rank ")).toList();
+        assertEquals(ranks, stalls.size(), "every rank must stop at the stall guard\n" + result.output());
+        // NaN steps from step 10 on, a guard of 4: the fourth skip in a row is step 13, on every rank.
+        assertTrue(stalls.stream().allMatch(line -> line.contains(" at step 13: 4 steps in a row were skipped")),
+                String.join("\n", stalls));
+    }
+
     /** A rank that never reaches a collective: the waiting rank throws after the timeout, and its Mpi refuses further use. */
     @Test
     @Timeout(value = 210, unit = TimeUnit.SECONDS)

@@ -1,0 +1,187 @@
+package dev.gradclip.internal;
+
+import dev.gradclip.DType;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntFunction;
+
+/**
+ * Adaptive gradient clipping, unit by unit (Brock, De, Smith and Simonyan, "High-Performance
+ * Large-Scale Image Recognition Without Normalization", ICML 2021), with the rule of
+ * {@code timm.utils.agc.adaptive_clip_grad} and optax's {@code adaptive_grad_clip}: for each unit,
+ * {@code max = clipFactor * max(‖W‖, eps)}; when {@code ‖G‖ >= max}, {@code G *= max / max(‖G‖, 1e-6)}.
+ *
+ * <p>A unit is a contiguous slice: one slice along the first dimension of a tensor of two or more
+ * dimensions, or the whole tensor. So the units are tensors in their own right, and a {@link Plan}
+ * lays them out as one {@link TensorTable} of slices, the gradient unit and its parameter unit side
+ * by side: one norm pass of the {@link Engine} reads both, with the SIMD kernels, over the threads,
+ * and gives each unit the norm that gradclip computes for that slice alone (the same bits for any
+ * thread count and CPU, within the L2 bound of {@link Clipping#l2Bound()}). A scale pass then
+ * multiplies the units that clip, each by its own factor, as a global clip scales.
+ */
+public final class UnitClipping {
+
+    /** timm's floor on the gradient norm in the factor's divisor. */
+    public static final double GRAD_NORM_FLOOR = 1e-6;
+
+    /** Work for the shared engine's threads, taken by one call at a time; others run on their own thread. */
+    private static final AtomicBoolean SHARED_BUSY = new AtomicBoolean();
+    private static Engine shared; // created and used only while SHARED_BUSY is held
+
+    private UnitClipping() {}
+
+    /** The units of one pair of tensor sets, built once and reused for every step. Immutable but for its scratch. */
+    public static final class Plan {
+        private final Object params;
+        /**
+         * Tensor t's entries start at {@code 2 firstUnit[t]}: its c gradient units, then its c
+         * parameter units. Tensor by tensor rather than unit by unit, so that the norm pass reads
+         * memory in the order a global norm pass over both sets does (see docs/adaptive.md for
+         * what that was worth).
+         */
+        private final TensorTable units;
+        /** {@code firstUnit[t]} is tensor t's first unit; {@code firstUnit[tensors]} all units. */
+        private final int[] firstUnit;
+        /** Each entry's factor in the scale pass (1 for parameters and units that keep their bits). */
+        private final double[] factors;
+        /** Names tensor t of the gradients for messages (and {@code tensors + t} of the parameters). */
+        private final IntFunction<String> label;
+
+        private Plan(Object params, TensorTable units, int[] firstUnit, IntFunction<String> label) {
+            this.params = params;
+            this.units = units;
+            this.firstUnit = firstUnit;
+            this.factors = new double[units.size()];
+            this.label = label;
+        }
+
+        /** Whether this plan was built for these parameters (by identity). */
+        public boolean isFor(Object params) {
+            return this.params == params;
+        }
+
+        /** The number of units. */
+        public int units() {
+            return firstUnit[firstUnit.length - 1];
+        }
+    }
+
+    /** A tensor's unit count: none when it is empty, its first dimension for two or more dimensions, else one. */
+    static long unitsOf(long[] shape, long elements) {
+        if (elements == 0) {
+            return 0;
+        }
+        return shape == null || shape.length < 2 ? 1 : shape[0];
+    }
+
+    /**
+     * The plan for gradients {@code grads} and parameters {@code params} of the same shapes
+     * ({@code shapes[t]}, null for one dimension), checked by the caller; {@code paramsKey}
+     * identifies the parameters for {@link Plan#isFor}. Rejects parameters that share memory with
+     * gradients, naming both by {@code label} (kept for the plan's messages): tensor t of grads is
+     * {@code t}, of params {@code tensors + t}.
+     */
+    public static Plan plan(Object paramsKey, TensorTable grads, TensorTable params, long[][] shapes,
+                            IntFunction<String> label) {
+        int tensors = grads.size();
+        MemorySegment[] both = new MemorySegment[2 * tensors];
+        for (int t = 0; t < tensors; t++) {
+            both[t] = grads.segment(t);
+            both[tensors + t] = params.segment(t);
+        }
+        Overlaps.requireDisjoint(both, both.length, label);
+        int[] firstUnit = new int[tensors + 1];
+        long units = 0;
+        for (int t = 0; t < tensors; t++) {
+            firstUnit[t] = (int) units;
+            units += unitsOf(shapes[t], grads.elements(t));
+            if (units > (Integer.MAX_VALUE - 1) / 2) {
+                throw new IllegalArgumentException("grads has more than " + (Integer.MAX_VALUE - 1) / 2
+                        + " units by " + label.apply(t) + ": too many for one call");
+            }
+        }
+        firstUnit[tensors] = (int) units;
+        MemorySegment[] slices = new MemorySegment[(int) (2 * units)];
+        DType[] types = new DType[slices.length];
+        for (int t = 0; t < tensors; t++) {
+            int count = firstUnit[t + 1] - firstUnit[t];
+            if (count == 0) {
+                continue;
+            }
+            long length = grads.elements(t) / count;
+            DType g = grads.type(t);
+            DType p = params.type(t);
+            int base = 2 * firstUnit[t];
+            for (int k = 0; k < count; k++) {
+                slices[base + k] = grads.segment(t).asSlice(k * length * g.byteSize(), length * g.byteSize());
+                slices[base + count + k] = params.segment(t).asSlice(k * length * p.byteSize(), length * p.byteSize());
+                types[base + k] = g;
+                types[base + count + k] = p;
+            }
+        }
+        String[] names = new String[slices.length];
+        Arrays.fill(names, "unit"); // messages name the tensors of grads and params, never the slices
+        return new Plan(paramsKey, TensorTable.of(slices, types, names), firstUnit, label);
+    }
+
+    /**
+     * Clips with the shared multi-threaded engine when no other call holds it, else on the calling
+     * thread: the same bits either way. {@code grads} is the gradients' table, for the read-only
+     * check; the caller has checked access to both sets and the arguments.
+     */
+    public static int clip(Plan plan, TensorTable grads, double clipFactor, double eps) {
+        if (!SHARED_BUSY.compareAndSet(false, true)) {
+            return clip(Workspace.get().engine, plan, grads, clipFactor, eps);
+        }
+        try {
+            if (shared == null) {
+                // Its own engine even for one processor: a thread's Workspace engine is that thread's alone.
+                int threads = Runtime.getRuntime().availableProcessors();
+                shared = new Engine(KernelProvider.kernels(), threads, Engine.DEFAULT_MIN_PARALLEL_BYTES);
+            }
+            return clip(shared, plan, grads, clipFactor, eps);
+        } finally {
+            SHARED_BUSY.set(false);
+        }
+    }
+
+    /**
+     * One AGC step on {@code engine}: the norm pass over every unit of both sets, the factors, then
+     * (if any unit must change) the check that those units are writable, and the scale pass. Returns
+     * the number of units whose gradient norm is finite and at least their bound; the others keep
+     * every bit, and so does a unit whose factor comes out as exactly 1.
+     */
+    public static int clip(Engine engine, Plan plan, TensorTable grads, double clipFactor, double eps) {
+        engine.tensorNorms(plan.units, Workspace.get().state);
+        double[] factors = plan.factors;
+        int clipped = 0;
+        boolean writes = false;
+        for (int t = 0; t < grads.size(); t++) {
+            int base = 2 * plan.firstUnit[t];
+            int count = plan.firstUnit[t + 1] - plan.firstUnit[t];
+            for (int k = 0; k < count; k++) {
+                double gradNorm = engine.tensorNorm(base + k);
+                double bound = Math.max(engine.tensorNorm(base + count + k), eps) * clipFactor; // NaN for a NaN parameter norm
+                double c = 1;
+                if (gradNorm >= bound && gradNorm <= Double.MAX_VALUE) {
+                    clipped++;
+                    c = bound / Math.max(gradNorm, GRAD_NORM_FLOOR);
+                }
+                factors[base + k] = c;
+                factors[base + count + k] = 1;
+                if (c != 1) {
+                    writes = true;
+                    if (grads.segment(t).isReadOnly()) {
+                        throw new IllegalArgumentException(plan.label.apply(t) + " is read-only but its unit " + k
+                                + " has to be scaled by " + c + " (adaptive clipping); nothing was written");
+                    }
+                }
+            }
+        }
+        if (writes) {
+            engine.scaleEach(plan.units, factors);
+        }
+        return clipped;
+    }
+}
