@@ -4,7 +4,7 @@ import dev.gradclip.Clipper;
 import dev.gradclip.GradReport;
 import dev.gradclip.Gradients;
 import dev.gradclip.NonFinite;
-import dev.gradclip.ShardedGrads;
+import dev.gradclip.testing.ShardedGrads;
 import dev.gradclip.Threshold;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
