@@ -208,7 +208,7 @@ public class AgcBenchmark {
         if (m.maxNorm == Double.POSITIVE_INFINITY) {
             m.maxNorm = norm * ClipBenchmark.SHRINK;
         }
-        double c = Clipping.coefficient(norm, m.maxNorm);
+        double c = Clipping.coefficientFor(m.maxNorm, norm);
         m.engine.scale(m.gradTable, c);
         m.maxNorm = norm * c * ClipBenchmark.SHRINK;
         return norm;
