@@ -17,16 +17,26 @@ package dev.gradclip;
  */
 public interface AllReduce {
 
-    /** Replaces each word by the sum, as int64, of that word over every participant. */
+    /**
+     * Replaces each word by the sum, as int64, of that word over every participant.
+     *
+     * @param words this participant's words, overwritten with the sums; the same length on every participant
+     */
     void sum(long[] words);
 
-    /** Replaces each word by the maximum, as int64, of that word over every participant. */
+    /**
+     * Replaces each word by the maximum, as int64, of that word over every participant.
+     *
+     * @param words this participant's words, overwritten with the maxima; the same length on every participant
+     */
     void max(long[] words);
 
     /**
      * This participant's index among the participants, from 0 (MPI's rank), or -1 if the hook does
      * not know it. Only used to name a failing participant in the exceptions of the others; the
      * default is -1.
+     *
+     * @return the rank, or -1
      */
     default int rank() {
         return -1;

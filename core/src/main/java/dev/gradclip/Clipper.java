@@ -131,11 +131,21 @@ public final class Clipper implements AutoCloseable {
         }
     }
 
+    /**
+     * A builder; {@link Builder#maxNorm} or {@link Builder#threshold} is required.
+     *
+     * @return a new builder with the defaults
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** Clips per the configuration and returns the global norm from before. */
+    /**
+     * Clips per the configuration.
+     *
+     * @param grads the tensors to clip in place
+     * @return the global norm from before clipping
+     */
     public double clip(Gradients grads) {
         return clip(grads, 1, null, false);
     }
@@ -143,6 +153,9 @@ public final class Clipper implements AutoCloseable {
     /**
      * The same, and fills {@code report} with the global and per-tensor figures, from the same pass.
      *
+     * @param grads the tensors to clip in place
+     * @param report the report built for {@code grads}, filled by this call
+     * @return the global norm from before clipping
      * @throws IllegalArgumentException if {@code report} was built for other {@link Gradients} (even
      *     of the same size): a report labels the tensors of the one it was built for
      */
@@ -321,29 +334,54 @@ public final class Clipper implements AutoCloseable {
     /**
      * The fixed {@code maxNorm}; with an adaptive {@link Threshold}, the bound the last {@code clip}
      * used (NaN before the first).
+     *
+     * @return the bound
      */
     public double maxNorm() {
         return threshold.isFixed() ? maxNorm : lastBound;
     }
 
-    /** The threshold this Clipper clips to, which it owns: take its {@link Threshold#state()} between steps. */
+    /**
+     * The threshold this Clipper clips to, which it owns: take its {@link Threshold#state()} between steps.
+     *
+     * @return the threshold, fixed or adaptive
+     */
     public Threshold threshold() {
         return threshold;
     }
 
-    /** The stall guard's limit, or 0 when it is off. */
+    /**
+     * The stall guard's limit, or 0 when it is off.
+     *
+     * @return {@link Builder#maxConsecutiveSkips}'s value, or 0
+     */
     public int maxConsecutiveSkips() {
         return maxConsecutiveSkips;
     }
 
+    /**
+     * The norm this Clipper computes and clips.
+     *
+     * @return 2, 1, a finite p > 1, or {@code Double.POSITIVE_INFINITY}
+     */
     public double normType() {
         return normType;
     }
 
+    /**
+     * What a clip does when the global norm is NaN or infinite.
+     *
+     * @return the policy
+     */
     public NonFinite nonFinite() {
         return nonFinite;
     }
 
+    /**
+     * Threads for large work, the caller included.
+     *
+     * @return from 1 to {@link #MAX_THREADS}
+     */
     public int threads() {
         return engine.threads();
     }
@@ -397,6 +435,7 @@ public final class Clipper implements AutoCloseable {
                 + engine.kernels().description() + "]";
     }
 
+    /** The configuration of a {@link Clipper}: set what differs from the defaults, then {@link #build()}. */
     public static final class Builder {
         private double maxNorm = Double.NaN;
         private double normType = 2;
@@ -414,6 +453,9 @@ public final class Clipper implements AutoCloseable {
          * The global norm to clip to; +Infinity never clips. The same as
          * {@code threshold(Threshold.fixed(maxNorm))}, checked at {@link #build()}. This or
          * {@link #threshold(Threshold)} is required; the last one called counts.
+         *
+         * @param maxNorm the global norm to clip to, >= 0
+         * @return this builder
          */
         public Builder maxNorm(double maxNorm) {
             this.maxNorm = maxNorm;
@@ -426,6 +468,10 @@ public final class Clipper implements AutoCloseable {
          * The bound to clip to, fixed or adaptive ({@link Threshold#autoClip}, {@link Threshold#zClip}):
          * each step clips with the coefficient rule at the bound the threshold gives for that step's
          * global norm. An adaptive threshold belongs to the one Clipper built with it.
+         *
+         * @param threshold the bound's rule
+         * @return this builder
+         * @throws NullPointerException if {@code threshold} is null
          */
         public Builder threshold(Threshold threshold) {
             if (threshold == null) {
@@ -444,6 +490,10 @@ public final class Clipper implements AutoCloseable {
          * clips resets the count. Off by default; only SKIP steps count. In a sharded clip the skip
          * is decided on the global norm, so every participant throws at the same step (each names
          * its own tensors).
+         *
+         * @param k the number of skipped steps in a row that throws, >= 1
+         * @return this builder
+         * @throws IllegalArgumentException if {@code k} is less than 1
          */
         public Builder maxConsecutiveSkips(int k) {
             if (k < 1) {
@@ -453,13 +503,25 @@ public final class Clipper implements AutoCloseable {
             return this;
         }
 
-        /** 2 (the default), 1, any finite p >= 1, or {@code Double.POSITIVE_INFINITY}. */
+        /**
+         * The norm to compute and clip: 2 (the default), 1, any finite p >= 1, or
+         * {@code Double.POSITIVE_INFINITY}; checked at {@link #build()}.
+         *
+         * @param normType the norm's p
+         * @return this builder
+         */
         public Builder normType(double normType) {
             this.normType = normType;
             return this;
         }
 
-        /** What to do when the norm is NaN or infinite; default {@link NonFinite#PROPAGATE}, as torch. */
+        /**
+         * What to do when the norm is NaN or infinite; default {@link NonFinite#PROPAGATE}, as torch.
+         *
+         * @param policy the policy
+         * @return this builder
+         * @throws NullPointerException if {@code policy} is null
+         */
         public Builder nonFinite(NonFinite policy) {
             if (policy == null) {
                 throw new NullPointerException("policy is null");
@@ -472,6 +534,10 @@ public final class Clipper implements AutoCloseable {
          * Threads for large work, the caller included: 1 (the calling thread only) to
          * {@link #MAX_THREADS}; default all available processors, at most {@code MAX_THREADS}. More
          * threads than cores work, with the same bits, but only add hand-offs.
+         *
+         * @param threads the thread count
+         * @return this builder
+         * @throws IllegalArgumentException if {@code threads} is outside 1 to {@code MAX_THREADS}
          */
         public Builder threads(int threads) {
             if (threads < 1 || threads > MAX_THREADS) {
@@ -481,7 +547,13 @@ public final class Clipper implements AutoCloseable {
             return this;
         }
 
-        /** Work below this many bytes stays on the calling thread; default 1 MiB. */
+        /**
+         * Work below this many bytes stays on the calling thread; default 1 MiB.
+         *
+         * @param bytes the least work handed to the worker threads, >= 0
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is negative
+         */
         public Builder minParallelBytes(long bytes) {
             if (bytes < 0) {
                 throw new IllegalArgumentException("minParallelBytes must be >= 0, was " + bytes);
@@ -490,7 +562,13 @@ public final class Clipper implements AutoCloseable {
             return this;
         }
 
-        /** Shards: all-reduce the norm over every participant through this hook. */
+        /**
+         * Shards: all-reduce the norm over every participant through this hook.
+         *
+         * @param hook the all-reduce shared by the participants
+         * @return this builder
+         * @throws NullPointerException if {@code hook} is null
+         */
         public Builder allReduce(AllReduce hook) {
             if (hook == null) {
                 throw new NullPointerException("hook is null");
@@ -499,6 +577,14 @@ public final class Clipper implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Checks the configuration and builds the Clipper, with its worker threads.
+         *
+         * @return a new Clipper; close it to stop its threads
+         * @throws IllegalStateException if neither {@code maxNorm} nor {@code threshold} was set, or the
+         *     adaptive threshold already belongs to another Clipper
+         * @throws IllegalArgumentException if {@code maxNorm} or {@code normType} is out of range
+         */
         public Clipper build() {
             if (!maxNormSet && threshold == null) {
                 throw new IllegalStateException("maxNorm is required: call maxNorm(...) or threshold(...) before build()");

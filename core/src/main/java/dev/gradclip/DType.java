@@ -22,7 +22,11 @@ public enum DType {
         this.byteSize = byteSize;
     }
 
-    /** Bytes per element. */
+    /**
+     * Bytes per element.
+     *
+     * @return 8, 4 or 2
+     */
     public int byteSize() {
         return byteSize;
     }

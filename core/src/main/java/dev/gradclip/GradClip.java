@@ -102,7 +102,14 @@ public final class GradClip {
 
     // ---- Gradients (0.2) ----
 
-    /** The global norm of type {@code normType} over every element of every tensor. */
+    /**
+     * The global norm of type {@code normType} over every element of every tensor.
+     *
+     * @param grads the tensors to read
+     * @param normType 2, 1, any finite p >= 1, or {@code Double.POSITIVE_INFINITY} (the largest |g|)
+     * @return the norm (NaN if an element is NaN; +Infinity if one is infinite, or on overflow)
+     * @throws IllegalArgumentException if {@code normType} is none of those
+     */
     public static double totalNorm(Gradients grads, double normType) {
         NormType type = NormType.of(normType);
         Workspace work = Workspace.get();
@@ -110,7 +117,12 @@ public final class GradClip {
         return work.state.norm();
     }
 
-    /** The global L2 norm. */
+    /**
+     * The global L2 norm.
+     *
+     * @param grads the tensors to read
+     * @return the L2 norm over every element of every tensor
+     */
     public static double totalNorm(Gradients grads) {
         return totalNorm(grads, 2);
     }
@@ -118,6 +130,13 @@ public final class GradClip {
     /**
      * Clips every tensor in place to a global norm of {@code maxNorm} and returns the norm they had
      * before: torch's {@code clip_grad_norm_(parameters, max_norm, norm_type)}.
+     *
+     * @param grads the tensors to clip in place
+     * @param maxNorm the global norm to clip to, >= 0; +Infinity never clips
+     * @param normType 2, 1, any finite p >= 1, or {@code Double.POSITIVE_INFINITY}
+     * @return the global norm before clipping
+     * @throws IllegalArgumentException if {@code maxNorm} or {@code normType} is out of range, or a
+     *     tensor that must be scaled is read-only
      */
     public static double clipGradNorm(Gradients grads, double maxNorm, double normType) {
         SegmentChecks.checkMaxNorm(maxNorm);
@@ -130,7 +149,13 @@ public final class GradClip {
         return norm;
     }
 
-    /** {@link #clipGradNorm(Gradients, double, double)} with the L2 norm. */
+    /**
+     * {@link #clipGradNorm(Gradients, double, double)} with the L2 norm.
+     *
+     * @param grads the tensors to clip in place
+     * @param maxNorm the global L2 norm to clip to, >= 0; +Infinity never clips
+     * @return the global L2 norm before clipping
+     */
     public static double clipGradNorm(Gradients grads, double maxNorm) {
         return clipGradNorm(grads, maxNorm, 2);
     }
@@ -140,6 +165,12 @@ public final class GradClip {
      * NaN), exactly as {@link #clipGradNorm} would for that norm: torch's
      * {@code clip_grads_with_norm_}, TensorFlow's {@code use_norm}. For a norm computed elsewhere, e.g.
      * all-reduced from {@link #partialNorm}s.
+     *
+     * @param grads the tensors to scale in place
+     * @param maxNorm the global norm to clip to, >= 0; +Infinity never clips
+     * @param totalNorm the norm to take the coefficient from, >= 0 or NaN
+     * @throws IllegalArgumentException if {@code maxNorm} is out of range, {@code totalNorm} is
+     *     negative, or a tensor that must be scaled is read-only
      */
     public static void clipGradsWithNorm(Gradients grads, double maxNorm, double totalNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
@@ -150,7 +181,14 @@ public final class GradClip {
         scale(Workspace.get().engine, readable(grads), Clipping.coefficientFor(maxNorm, totalNorm));
     }
 
-    /** This worker's share of a global norm, to merge with the others' (see {@link NormPartial}). */
+    /**
+     * This worker's share of a global norm, to merge with the others' (see {@link NormPartial}).
+     *
+     * @param grads this worker's tensors
+     * @param normType 2, 1, any finite p >= 1, or {@code Double.POSITIVE_INFINITY}
+     * @return a new partial holding this worker's exact share
+     * @throws IllegalArgumentException if {@code normType} is none of those
+     */
     public static NormPartial partialNorm(Gradients grads, double normType) {
         NormType type = NormType.of(normType);
         Workspace work = Workspace.get();
@@ -169,6 +207,11 @@ public final class GradClip {
      * <p><b>This changes the update's direction</b> whenever an element is clamped: [50, 200, 30]
      * clipped at 100 gives [50, 100, 30], pointing elsewhere, while global-norm clipping to 100 gives
      * [24.0, 96.0, 14.4] (the norm is 208.3), the same direction, shorter.
+     *
+     * @param grads the tensors to clamp in place
+     * @param clipValue the bound, >= 0
+     * @throws IllegalArgumentException if {@code clipValue} is negative or NaN, or a read-only tensor
+     *     has an element to clamp
      */
     public static void clipGradValue(Gradients grads, double clipValue) {
         if (!(clipValue >= 0)) {
@@ -191,6 +234,11 @@ public final class GradClip {
      * The factor {@code clipGradNorm} applies for a norm: {@code min(1, maxNorm / (norm + 1e-6))}, NaN
      * for a NaN norm; 1 means nothing is written. {@code maxNorm = +Infinity} never clips, so its
      * factor is 1 even for a NaN norm; {@code maxNorm = -0.0} counts as 0.
+     *
+     * @param norm the global norm
+     * @param maxNorm the global norm to clip to, >= 0
+     * @return the factor (in [0, 1] for a norm >= 0), or NaN for a NaN norm
+     * @throws IllegalArgumentException if {@code maxNorm} is negative or NaN
      */
     public static double clipCoefficient(double norm, double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
@@ -225,6 +273,8 @@ public final class GradClip {
      * kept with {@code grads} for the next call with the same {@code params}: after that a call
      * allocates nothing.
      *
+     * @param grads the gradient tensors to clip in place, unit by unit
+     * @param params the parameter tensors the bounds come from, paired with {@code grads} by index
      * @param clipFactor the ratio of a unit's gradient norm to its parameter norm at which it clips,
      *     finite and > 0 (timm's default 0.01)
      * @param eps the least parameter norm a bound is taken from, finite and >= 0 (timm's default 1e-3),
@@ -232,6 +282,7 @@ public final class GradClip {
      * @throws IllegalArgumentException before anything is written, naming the argument and the tensor:
      *     {@code clipFactor} or {@code eps} out of range, tensor counts or shapes that differ, parameters
      *     that share memory with gradients, a read-only gradient tensor with a unit to scale
+     * @return the number of units clipped
      */
     public static int adaptiveGradClip(Gradients grads, Gradients params, double clipFactor, double eps) {
         if (grads == null) {
@@ -285,7 +336,12 @@ public final class GradClip {
 
     // ---- 0.1: float32 lists and arrays, L2 ----
 
-    /** The L2 norm over every element of every float32 segment. */
+    /**
+     * The L2 norm over every element of every float32 segment.
+     *
+     * @param grads float32 segments, one per tensor
+     * @return the global L2 norm
+     */
     public static double totalNorm(List<MemorySegment> grads) {
         Workspace work = Workspace.get();
         try {
@@ -297,7 +353,14 @@ public final class GradClip {
         }
     }
 
-    /** Clips float32 segments in place to a global L2 norm of {@code maxNorm}; returns the norm before. */
+    /**
+     * Clips float32 segments in place to a global L2 norm of {@code maxNorm}.
+     *
+     * @param grads float32 segments, one per tensor
+     * @param maxNorm the global L2 norm to clip to, >= 0; +Infinity never clips
+     * @return the global L2 norm before clipping
+     * @throws IllegalArgumentException if {@code maxNorm} is negative or NaN
+     */
     public static double clipGradNorm(List<MemorySegment> grads, double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
         Workspace work = Workspace.get();
@@ -312,12 +375,24 @@ public final class GradClip {
         }
     }
 
-    /** The L2 norm over every element of every array. */
+    /**
+     * The L2 norm over every element of every array.
+     *
+     * @param grads the arrays, one per tensor
+     * @return the global L2 norm
+     */
     public static double totalNorm(float[][] grads) {
         return totalNorm(segments(grads));
     }
 
-    /** Clips the arrays in place to a global L2 norm of {@code maxNorm}; returns the norm before. */
+    /**
+     * Clips the arrays in place to a global L2 norm of {@code maxNorm}.
+     *
+     * @param grads the arrays, one per tensor
+     * @param maxNorm the global L2 norm to clip to, >= 0; +Infinity never clips
+     * @return the global L2 norm before clipping
+     * @throws IllegalArgumentException if {@code maxNorm} is negative or NaN
+     */
     public static double clipGradNorm(float[][] grads, double maxNorm) {
         return clipGradNorm(segments(grads), maxNorm);
     }

@@ -27,6 +27,11 @@ public final class GradReport {
     private boolean filled;
     private double maxNorm = Double.NaN;
 
+    /**
+     * An empty report for {@code grads}, to pass to every clip of that set.
+     *
+     * @param grads the set this report is for; clips of any other set reject it
+     */
     public GradReport(Gradients grads) {
         if (grads == null) {
             throw new NullPointerException("grads is null");
@@ -38,12 +43,20 @@ public final class GradReport {
         nonFinite = new long[n];
     }
 
-    /** The number of tensors. */
+    /**
+     * The number of tensors.
+     *
+     * @return the tensor count of the {@link Gradients} it was built for
+     */
     public int size() {
         return norms.length;
     }
 
-    /** The global norm before clipping (with an all-reduce hook: the norm over every participant). */
+    /**
+     * The global norm before clipping (with an all-reduce hook: the norm over every participant).
+     *
+     * @return the global norm of the last clip, NaN before the first
+     */
     public double totalNorm() {
         return totalNorm;
     }
@@ -51,6 +64,8 @@ public final class GradReport {
     /**
      * The coefficient {@code min(1, maxNorm / (norm + 1e-6))} that was applied, in double (NaN for a NaN
      * norm under {@link NonFinite#PROPAGATE}); 1 if nothing was written.
+     *
+     * @return the last clip's coefficient
      */
     public double coefficient() {
         return coefficient;
@@ -59,42 +74,82 @@ public final class GradReport {
     /**
      * The bound the step clipped to: the Clipper's fixed {@code maxNorm}, or the bound its adaptive
      * {@link Threshold} gave for this step's norm. NaN before the first step.
+     *
+     * @return the last clip's bound
      */
     public double maxNorm() {
         return maxNorm;
     }
 
-    /** Whether the gradients were written (scaled). */
+    /**
+     * Whether the gradients were written (scaled).
+     *
+     * @return true if the last clip scaled the gradients
+     */
     public boolean clipped() {
         return clipped;
     }
 
-    /** The tensor's own norm, of the configured normType, before clipping. */
+    /**
+     * The tensor's own norm, of the configured normType, before clipping.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the norm
+     * @throws IndexOutOfBoundsException if {@code tensor} is not a tensor's index
+     */
     public double norm(int tensor) {
         return norms[checked(tensor)];
     }
 
-    /** The norm of the tensor with this name. */
+    /**
+     * The norm of the tensor with this name.
+     *
+     * @param name a tensor's name
+     * @return the norm
+     * @throws IllegalArgumentException if no tensor has that name
+     */
     public double norm(String name) {
         return norm(index(name));
     }
 
-    /** The largest |g| in the tensor before clipping; NaN if it holds a NaN. */
+    /**
+     * The largest |g| in the tensor before clipping; NaN if it holds a NaN.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the largest magnitude
+     * @throws IndexOutOfBoundsException if {@code tensor} is not a tensor's index
+     */
     public double maxAbs(int tensor) {
         return maxAbs[checked(tensor)];
     }
 
-    /** The number of NaN and infinite elements in the tensor. */
+    /**
+     * The number of NaN and infinite elements in the tensor.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the count of non-finite elements
+     * @throws IndexOutOfBoundsException if {@code tensor} is not a tensor's index
+     */
     public long nonFiniteCount(int tensor) {
         return nonFinite[checked(tensor)];
     }
 
-    /** The tensor's name in the {@link Gradients} this report was built for. */
+    /**
+     * The tensor's name in the {@link Gradients} this report was built for.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the name
+     * @throws IndexOutOfBoundsException if {@code tensor} is not a tensor's index
+     */
     public String name(int tensor) {
         return grads.name(checked(tensor));
     }
 
-    /** Whether any tensor holds a NaN or an infinity. */
+    /**
+     * Whether any tensor holds a NaN or an infinity.
+     *
+     * @return true if any tensor's non-finite count is not zero
+     */
     public boolean hasNonFinite() {
         for (long n : nonFinite) {
             if (n != 0) {
@@ -106,7 +161,11 @@ public final class GradReport {
 
     /**
      * The indices of the {@code k} tensors with the largest norms (all of them if there are fewer),
-     * largest first (NaN first). For logs; allocates. {@code k < 0} throws {@link IllegalArgumentException}.
+     * largest first (NaN first). For logs; allocates.
+     *
+     * @param k how many indices to return, >= 0
+     * @return the indices, a new array
+     * @throws IllegalArgumentException if {@code k} is negative
      */
     public int[] largest(int k) {
         if (k < 0) {

@@ -77,7 +77,14 @@ public final class Gradients {
         return names[i].equals(index) ? index : '"' + names[i] + "\" (" + index + ')';
     }
 
-    /** Segments of one dtype, named {@code grads[0]}, {@code grads[1]}, ... */
+    /**
+     * Segments of one dtype, named {@code grads[0]}, {@code grads[1]}, ...
+     *
+     * @param type the dtype of every segment
+     * @param segments the tensors, in order; the list is read once
+     * @return the validated set
+     * @throws IllegalArgumentException as the class comment lists, naming the tensor
+     */
     public static Gradients of(DType type, List<MemorySegment> segments) {
         if (type == null) {
             throw new NullPointerException("type is null");
@@ -96,7 +103,12 @@ public final class Gradients {
         return new Gradients(array, types, names, new long[n][]);
     }
 
-    /** Float32 arrays (on the heap), named {@code grads[0]}, ... */
+    /**
+     * Float32 arrays (on the heap), named {@code grads[0]}, ...
+     *
+     * @param arrays the tensors, in order; the set views them, it does not copy
+     * @return the validated set
+     */
     public static Gradients of(float[]... arrays) {
         if (arrays == null) {
             throw new NullPointerException("arrays is null");
@@ -111,33 +123,70 @@ public final class Gradients {
         return of(DType.FLOAT32, segments);
     }
 
+    /**
+     * A builder for a set of named tensors, each with its own dtype and optionally a shape.
+     *
+     * @return a new, empty builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** The number of tensors. */
+    /**
+     * The number of tensors.
+     *
+     * @return the tensor count
+     */
     public int size() {
         return table.size();
     }
 
+    /**
+     * The tensor's name: as given to the builder, or {@code grads[i]}.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the name
+     */
     public String name(int tensor) {
         return table.name(tensor);
     }
 
+    /**
+     * The tensor's element type.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the dtype
+     */
     public DType dtype(int tensor) {
         return table.type(tensor);
     }
 
+    /**
+     * The tensor's memory, the segment it was built with.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the segment
+     */
     public MemorySegment segment(int tensor) {
         return table.segment(tensor);
     }
 
-    /** The tensor's element count. */
+    /**
+     * The tensor's element count.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return the number of elements
+     */
     public long numel(int tensor) {
         return table.elements(tensor);
     }
 
-    /** The index of the tensor with this name, or -1. */
+    /**
+     * The index of the tensor with this name, or -1.
+     *
+     * @param name a tensor's name
+     * @return its index, or -1 when no tensor has that name
+     */
     public int indexOf(String name) {
         Integer index = indexByName.get(name);
         return index == null ? -1 : index;
@@ -146,6 +195,9 @@ public final class Gradients {
     /**
      * The tensor's shape, as given to {@link Builder#add(String, MemorySegment, DType, long...)}: a
      * new array; {@code [numel]} for a tensor added without one.
+     *
+     * @param tensor the tensor's index, from 0 to {@link #size()} - 1
+     * @return a copy of the shape
      */
     public long[] shape(int tensor) {
         long[] shape = shapes[tensor];
@@ -165,7 +217,11 @@ public final class Gradients {
         this.unitPlan = plan;
     }
 
-    /** Every tensor's bytes. */
+    /**
+     * Every tensor's bytes.
+     *
+     * @return the sum of the segments' byte sizes
+     */
     public long byteSize() {
         return table.bytes();
     }
@@ -192,7 +248,14 @@ public final class Gradients {
 
         private Builder() {}
 
-        /** A tensor of one dimension. */
+        /**
+         * A tensor of one dimension.
+         *
+         * @param name its name, unique in the set
+         * @param data its elements, in native byte order
+         * @param type their dtype
+         * @return this builder
+         */
         public Builder add(String name, MemorySegment data, DType type) {
             segments.add(data);
             types.add(type);
@@ -206,6 +269,13 @@ public final class Gradients {
          * the element count ({@link #build()} checks). Only {@link GradClip#adaptiveGradClip} reads the
          * shape, for its units: the slices along the first dimension of a tensor of two or more
          * dimensions. An empty shape is a scalar (one element).
+         *
+         * @param name its name, unique in the set
+         * @param data its elements, in native byte order
+         * @param type their dtype
+         * @param shape its dimensions, copied
+         * @return this builder
+         * @throws NullPointerException if {@code shape} is null
          */
         public Builder add(String name, MemorySegment data, DType type, long... shape) {
             if (shape == null) {
@@ -217,6 +287,13 @@ public final class Gradients {
             return this;
         }
 
+        /**
+         * Validates every tensor added (see the class comment) and builds the set.
+         *
+         * @return the set, tensors in the order added
+         * @throws IllegalArgumentException if a tensor is invalid or a name is used twice, naming the tensor
+         * @throws NullPointerException if a segment, dtype or name is null
+         */
         public Gradients build() {
             int n = names.size();
             Map<String, Integer> seen = new HashMap<>();

@@ -74,7 +74,12 @@ public final class InProcessAllReduce implements AllReduce {
     private long generation;
     private String broken;
 
-    /** An all-reduce over {@code participants} threads, each waiting at most {@link #DEFAULT_TIMEOUT}. */
+    /**
+     * An all-reduce over {@code participants} threads, each waiting at most {@link #DEFAULT_TIMEOUT}.
+     *
+     * @param participants the number of threads in every call, >= 1
+     * @throws IllegalArgumentException if {@code participants < 1}
+     */
     public InProcessAllReduce(int participants) {
         this(participants, DEFAULT_TIMEOUT);
     }
@@ -82,6 +87,7 @@ public final class InProcessAllReduce implements AllReduce {
     /**
      * An all-reduce over {@code participants} threads.
      *
+     * @param participants the number of threads in every call, >= 1
      * @param timeout how long one participant waits for the others in one call
      * @throws IllegalArgumentException if {@code participants < 1} or {@code timeout} is not positive
      */
@@ -104,7 +110,11 @@ public final class InProcessAllReduce implements AllReduce {
         return timeout.compareTo(Duration.ofNanos(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : timeout.toNanos();
     }
 
-    /** The number of threads that take part in every call. */
+    /**
+     * The number of threads that take part in every call.
+     *
+     * @return the participant count
+     */
     public int participants() {
         return participants;
     }
@@ -113,6 +123,8 @@ public final class InProcessAllReduce implements AllReduce {
      * The hook for participant {@code rank}: this all-reduce, whose {@link AllReduce#rank()} is
      * {@code rank}. Give each participant's thread its own rank; the calls are this instance's.
      *
+     * @param rank the participant's index, from 0
+     * @return a hook that reports {@code rank}
      * @throws IllegalArgumentException if {@code rank} is not in {@code [0, participants())}
      */
     public AllReduce participant(int rank) {

@@ -40,7 +40,13 @@ public final class NormPartial {
         this.norm = state.norm();
     }
 
-    /** A new partial holding both; neither operand changes. Both must have the same normType. */
+    /**
+     * A new partial holding both; neither operand changes. Both must have the same normType.
+     *
+     * @param other another worker's partial
+     * @return the partial of both workers' tensors
+     * @throws IllegalArgumentException if the normTypes differ
+     */
     public NormPartial merge(NormPartial other) {
         if (other == null) {
             throw new NullPointerException("other is null");
@@ -51,28 +57,52 @@ public final class NormPartial {
         return new NormPartial(merged);
     }
 
-    /** The global norm of everything merged so far: NaN if any element was NaN, else +Infinity if any was infinite. */
+    /**
+     * The global norm of everything merged so far: NaN if any element was NaN, else +Infinity if any was infinite.
+     *
+     * @return the norm
+     */
     public double norm() {
         return norm;
     }
 
+    /**
+     * The norm this partial is a share of.
+     *
+     * @return the normType given to {@link GradClip#partialNorm} or {@link #fromLongs}
+     */
     public double normType() {
         return state.p();
     }
 
-    /** The partial as words for an all-reduce: SUM on int64, or MAX if {@link #reducesByMax()}. */
+    /**
+     * The partial as words for an all-reduce: SUM on int64, or MAX if {@link #reducesByMax()}.
+     *
+     * @return a new array of {@link #wordCount} words
+     * @throws UnsupportedOperationException for a normType other than 1, 2 and +Infinity
+     */
     public long[] toLongs() {
         long[] words = new long[NormState.wordCount(state.type())];
         state.toWords(words);
         return words;
     }
 
-    /** Whether {@link #toLongs()} words combine with an int64 MAX (normType +Infinity) rather than SUM. */
+    /**
+     * Whether {@link #toLongs()} words combine with an int64 MAX (normType +Infinity) rather than SUM.
+     *
+     * @return true for MAX, false for SUM
+     */
     public boolean reducesByMax() {
         return NormState.reducesByMax(state.type());
     }
 
-    /** The word count of every partial of this normType (141 for 1 and 2, 2 for +Infinity). */
+    /**
+     * The word count of every partial of this normType (141 for 1 and 2, 2 for +Infinity).
+     *
+     * @param normType 1, 2 or {@code Double.POSITIVE_INFINITY}
+     * @return the length of {@link #toLongs()}
+     * @throws UnsupportedOperationException for another valid normType, which has no word form
+     */
     public static int wordCount(double normType) {
         return NormState.wordCount(NormType.of(normType));
     }
@@ -81,6 +111,10 @@ public final class NormPartial {
      * The partial that all-reduced words stand for. Rejects words of another length, and words that
      * are not a SUM (or MAX) of {@link #toLongs()} words of this normType, with an
      * {@link IllegalArgumentException} that says which.
+     *
+     * @param normType the normType the words were made for: 1, 2 or {@code Double.POSITIVE_INFINITY}
+     * @param words the all-reduced words
+     * @return the partial they encode
      */
     public static NormPartial fromLongs(double normType, long[] words) {
         NormState state = new NormState();

@@ -43,7 +43,13 @@ public abstract sealed class Threshold {
 
     private Threshold() {}
 
-    /** Always {@code maxNorm}: what {@link Clipper.Builder#maxNorm(double)} sets. {@code maxNorm} is >= 0, or +Infinity (never clips). */
+    /**
+     * Always {@code maxNorm}: what {@link Clipper.Builder#maxNorm(double)} sets.
+     *
+     * @param maxNorm the bound, >= 0, or +Infinity (never clips)
+     * @return a fixed threshold, which may be shared
+     * @throws IllegalArgumentException if {@code maxNorm} is negative or NaN
+     */
     public static Threshold fixed(double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
         return new Fixed(maxNorm + 0.0); // -0.0 is 0
@@ -65,13 +71,19 @@ public abstract sealed class Threshold {
      * in memory, 8 in {@link #state()}.
      *
      * @param percentile in (0, 100]; the paper's experiments use 10
+     * @return a new AutoClip threshold with an empty history
+     * @throws IllegalArgumentException if {@code percentile} is out of range
      */
     public static Threshold autoClip(double percentile) {
         checkPercentile(percentile);
         return new AutoClip(percentile, new OrderStatisticTree());
     }
 
-    /** {@link #zClip(double, double, int, double)} with the reference's defaults: alpha 0.97, zThreshold 2.5, 25 warm-up steps, maxNorm 1. */
+    /**
+     * {@link #zClip(double, double, int, double)} with the reference's defaults: alpha 0.97, zThreshold 2.5, 25 warm-up steps, maxNorm 1.
+     *
+     * @return a new ZClip threshold, at the start of its warm-up
+     */
     public static Threshold zClip() {
         return zClip(0.97, 2.5, 25, 1.0);
     }
@@ -97,6 +109,8 @@ public abstract sealed class Threshold {
      * @param zThreshold the z-score above which a norm is a spike, finite and > 0
      * @param warmupSteps the finite norms collected before the moving averages start, >= 1
      * @param maxNorm the cap on every bound, >= 0; {@code Double.POSITIVE_INFINITY} for none
+     * @return a new ZClip threshold, at the start of its warm-up
+     * @throws IllegalArgumentException if an argument is out of range
      */
     public static Threshold zClip(double alpha, double zThreshold, int warmupSteps, double maxNorm) {
         if (!(alpha >= 0 && alpha <= 1)) {
@@ -122,6 +136,8 @@ public abstract sealed class Threshold {
      * Everything this threshold has learned, and its kind and configuration, as a new array: keep it
      * in a checkpoint and pass it to {@link #restore(double[])}. Its first entry names the kind (1
      * fixed, 2 AutoClip, 3 ZClip).
+     *
+     * @return the state, a new array
      */
     public abstract double[] state();
 
@@ -130,6 +146,8 @@ public abstract sealed class Threshold {
      * after it give the thresholds, to the bit, that the thresholds after the one that wrote it gave.
      * This threshold does not change. The new one belongs to no Clipper yet.
      *
+     * @param state an array {@link #state()} returned, from a threshold of this kind and configuration
+     * @return the restored threshold
      * @throws IllegalArgumentException if {@code state} was written by another kind of threshold or
      *     another configuration, or is not a state at all (wrong length, values out of range)
      */

@@ -132,7 +132,13 @@ public final class Mpi implements AllReduce, AutoCloseable {
         done = requestArena.allocate(JAVA_INT);
     }
 
-    /** {@link #init(Duration)} with the {@link #DEFAULT_TIMEOUT} of 5 minutes. */
+    /**
+     * {@link #init(Duration)} with the {@link #DEFAULT_TIMEOUT} of 5 minutes.
+     *
+     * @return this process's {@code MPI_COMM_WORLD} hook
+     * @throws MpiException if libmpi is missing, is not Open MPI, or MPI fails to initialize
+     * @throws IllegalStateException if this process already holds an open {@code Mpi}, or MPI was finalized
+     */
     public static Mpi init() {
         return init(DEFAULT_TIMEOUT);
     }
@@ -145,6 +151,7 @@ public final class Mpi implements AllReduce, AutoCloseable {
      * @param timeout how long this rank waits for the others in one collective before it throws
      *     {@link IllegalStateException} and refuses further use (see the class comment); a timeout
      *     too long for a {@code long} of nanoseconds waits without limit
+     * @return this process's {@code MPI_COMM_WORLD} hook
      * @throws NullPointerException if {@code timeout} is null
      * @throws IllegalArgumentException if {@code timeout} is zero or negative
      * @throws MpiException if libmpi is missing, is not Open MPI, or MPI fails to initialize
@@ -198,17 +205,29 @@ public final class Mpi implements AllReduce, AutoCloseable {
         return rank;
     }
 
-    /** The number of ranks in {@code MPI_COMM_WORLD}. */
+    /**
+     * The number of ranks in {@code MPI_COMM_WORLD}.
+     *
+     * @return the rank count, >= 1
+     */
     public int size() {
         return size;
     }
 
-    /** How long one collective may take before this rank gives up on it (see the class comment). */
+    /**
+     * How long one collective may take before this rank gives up on it (see the class comment).
+     *
+     * @return the timeout given to {@link #init(Duration)}
+     */
     public Duration timeout() {
         return timeout;
     }
 
-    /** Open MPI's {@code MPI_Get_library_version} text, e.g. "Open MPI v4.1.4, package: ...". */
+    /**
+     * Open MPI's {@code MPI_Get_library_version} text, e.g. "Open MPI v4.1.4, package: ...".
+     *
+     * @return the version text, stripped of surrounding white space
+     */
     public String libraryVersion() {
         return libraryVersion;
     }
@@ -221,6 +240,7 @@ public final class Mpi implements AllReduce, AutoCloseable {
      * section "What the hook costs", small beside a clip of a model worth sharding. Turn it off only
      * on every rank alike: the setting changes the call sequence, and ranks that disagree on it hang.
      *
+     * @param check whether to check the word counts before each all-reduce
      * @return this instance
      */
     public synchronized Mpi checkLengths(boolean check) {

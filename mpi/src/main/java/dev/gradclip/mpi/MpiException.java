@@ -8,6 +8,7 @@ public final class MpiException extends RuntimeException {
 
     private static final long serialVersionUID = 1L;
 
+    /** The failed call's MPI error code; 0 when loading or initializing failed without one. */
     private final int errorCode;
 
     MpiException(String message) {
@@ -20,7 +21,11 @@ public final class MpiException extends RuntimeException {
         this.errorCode = errorCode;
     }
 
-    /** The MPI error code (MPI_SUCCESS is 0) when an MPI call failed, else 0. */
+    /**
+     * The MPI error code (MPI_SUCCESS is 0) when an MPI call failed, else 0.
+     *
+     * @return the error code, or 0
+     */
     public int errorCode() {
         return errorCode;
     }
