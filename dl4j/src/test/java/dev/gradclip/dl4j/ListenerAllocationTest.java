@@ -85,23 +85,24 @@ class ListenerAllocationTest {
             assertEquals(0, allocated(call, 1000), "bytes allocated by 1,000 direct calls");
             assertTrue(listener.lastReport().clipped(), "the measured calls clipped");
 
+            // A listener that allocated per step would allocate in every window; the JIT's compilations and
+            // deoptimizations (which re-create objects C2 had removed) come and go, and on a loaded machine
+            // they can fall into any one window. So: 20 consecutive real steps with 0 bytes, within 40 windows.
             DataSet batch = Networks.batch(DataType.FLOAT, 16, 99);
-            for (int round = 0; round < 20; round++) {
+            long[] perWindow = new long[40];
+            int clean = -1;
+            for (int window = 0; window < perWindow.length && clean < 0; window++) {
                 measured.bytes = 0;
-                for (int step = 0; step < 10; step++) {
+                measured.calls = 0;
+                for (int step = 0; step < 20; step++) {
                     fit.accept(batch);
                 }
-                if (measured.bytes == 0) {
-                    break;
-                }
+                assertEquals(20, measured.calls);
+                perWindow[window] = measured.bytes;
+                clean = measured.bytes == 0 ? window : -1;
             }
-            measured.bytes = 0;
-            measured.calls = 0;
-            for (int step = 0; step < 20; step++) {
-                fit.accept(batch);
-            }
-            assertEquals(20, measured.calls);
-            assertEquals(0, measured.bytes, "bytes allocated by the listener in 20 real steps");
+            assertTrue(clean >= 0, "bytes allocated by the listener in each window of 20 real steps: "
+                    + java.util.Arrays.toString(perWindow));
         }
     }
 
