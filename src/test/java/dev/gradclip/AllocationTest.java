@@ -90,6 +90,8 @@ class AllocationTest {
             long bytes = caller + sum(THREADS.getThreadAllocatedBytes(others)) - othersBefore;
             try {
                 if (idleBefore && !jit.wasBusy(from, to)) {
+                    System.out.println("AllocationTest: " + bytes + " bytes over " + MEASURED_CALLS + " calls, after "
+                            + (stretch - 1) + " stretches with the JIT busy");
                     return bytes;
                 }
             } catch (InterruptedException e) {
