@@ -79,12 +79,12 @@ public final class Clipping {
      * promised 1e-12.
      *
      * <p>Why. Each term is {@code (|x| / M_t)^p}, M_t the tensor's largest magnitude: the division
-     * rounds once, a factor {@code (1 + d)}, |d| <= u, which the power raises to {@code (1 + d)^p}.
+     * rounds once, a factor {@code (1 + d)}, {@code |d| <= u}, which the power raises to {@code (1 + d)^p}.
      * The power ({@link Powers}) gives {@code y^p e^(z t) (1 + e)} with z = {@code ln(y^p)} at most 0,
-     * |t| < 3.01u, |e| < 2u. Its error grows with |z|, but a term with a large |z| is small: every term
+     * {@code |t| < 3.01u}, {@code |e| < 2u}. Its error grows with |z|, but a term with a large |z| is small: every term
      * is at most 1, the largest is exactly 1 (log 1 = 0, exp 0 = 1), so the sum is at least 1, and
      * with at most 2^60 terms {@code sum(y^p |z|) <= 47.2 sum(y^p)} (terms from 2^-64 up have
-     * |z| <= 44.4; below, {@code y^p |z|} is at most {@code 2^-64 * 44.4} each, 2.78 in all). So the
+     * {@code |z| <= 44.4}; below, {@code y^p |z|} is at most {@code 2^-64 * 44.4} each, 2.78 in all). So the
      * terms add at most {@code 3.02u * 47.2 + 2u < 145u} relative to the sum; terms that underflow to
      * subnormals or zero are off by less than 2^-1073 each, under 2^-1013 in all. A block sum of 8
      * interleaved accumulators adds gamma(521) (at most 518 adds into one accumulator: 511 plus up to
@@ -93,7 +93,7 @@ public final class Clipping {
      * magnitude: another {@code (1 + d)^p}, and the power's error weighted the same way (each
      * tensor's sum is at most its element count, and the one holding M has a sum of at least 1):
      * 145u; u for the product; the rescaled sums enter a Neumaier sum (2u). So the global sum is the
-     * exact one times a factor within {@code (1 ± u)^(2p) (1 ± e)}, e <= gamma(521) + 294u (with
+     * exact one times a factor within {@code (1 ± u)^(2p) (1 ± e)}, {@code e <= gamma(521) + 294u} (with
      * the second-order terms), and its p-th root is within {@code (1 ± u)^2 (1 ± e)} of the exact
      * root for p >= 1. The root is {@code exp(ln(S) / p)}, S at most 2^60: its exponent is off by at
      * most {@code 3.01u ln(S) / p <= 125.3u}, exp adds 2u and the product with M u. In all

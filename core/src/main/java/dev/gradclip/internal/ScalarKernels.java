@@ -278,7 +278,7 @@ public final class ScalarKernels implements Kernels {
     }
 
     /** The top bit of the significand, set in a quiet NaN: the canonical NaN is infinity with this bit. */
-    static long quietBit(DType type) {
+    private static long quietBit(DType type) {
         return switch (type) {
             case FLOAT64 -> 0x0008_0000_0000_0000L;
             case FLOAT32 -> 0x0040_0000L;
