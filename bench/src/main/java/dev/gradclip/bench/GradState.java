@@ -1,5 +1,7 @@
 package dev.gradclip.bench;
 
+import dev.gradclip.DType;
+import dev.gradclip.Gradients;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -33,6 +35,9 @@ public class GradState {
     /** The arrays behind heap segments; null for native. */
     public float[][] arrays;
 
+    /** The same segments as float32 {@link Gradients}, for the entry points that take them. */
+    public Gradients gradients;
+
     private Arena arena;
 
     @Setup(Level.Trial)
@@ -54,6 +59,7 @@ public class GradState {
         } else {
             throw new IllegalArgumentException("memory must be native or heap, was " + memory);
         }
+        gradients = Gradients.of(DType.FLOAT32, segments);
     }
 
     public boolean heap() {

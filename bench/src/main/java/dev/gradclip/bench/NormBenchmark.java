@@ -34,6 +34,15 @@ public class NormBenchmark {
         return GradClip.totalNorm(grads.segments);
     }
 
+    /**
+     * normType 3: two passes (the maxima, then the powers relative to them), one StrictMath exp and log
+     * per element. What a p other than 1, 2 and +Infinity costs beside {@link #gradclipVector}.
+     */
+    @Benchmark
+    public double gradclipP3(GradState grads) {
+        return GradClip.totalNorm(grads.gradients, 3);
+    }
+
     @Benchmark
     public double plainDouble(GradState grads) {
         return grads.heap() ? PlainLoops.normDouble(grads.arrays) : PlainLoops.normDouble(grads.segments);
