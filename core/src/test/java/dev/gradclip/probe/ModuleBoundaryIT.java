@@ -57,31 +57,22 @@ class ModuleBoundaryIT {
         return Path.of(JAVA_HOME, "bin", "java").toString();
     }
 
-    private static List<String> modulePath(String... flags) {
-        List<String> args = new ArrayList<>(List.of(flags));
-        args.addAll(List.of("--module-path", JAR.toString(), "--add-modules=dev.gradclip", "-cp", PROBES.toString()));
-        return args;
-    }
-
-    private static List<String> classPath(String... flags) {
-        List<String> args = new ArrayList<>(List.of(flags));
-        args.addAll(List.of("-cp", JAR + File.pathSeparator + PROBES));
-        return args;
-    }
-
-    private static void assertScalarWithOneWarning(Run run) {
-        assertTrue(run.line("clipper").contains("scalar"), run.out.toString());
-        assertEquals(1, run.warnings(), run.err);
-    }
-
-    /** Scalar and vector kernels, named module or not: the same clipped bits. */
-    private static void assertSameClip(Run a, Run b) {
-        assertEquals(a.line("norm"), b.line("norm"));
-    }
-
-    private static void assertVector(Run run) {
-        assertTrue(run.line("clipper").contains("vector ("), run.out.toString());
-        assertEquals(0, run.warnings(), run.err);
+    /**
+     * Runs the probe with {@code args}, then with the flag in front: scalar kernels and one warning
+     * without it, vector kernels and none with it, and the same clipped bits. Returns the run without.
+     */
+    private static Run assertTheFlagChoosesTheKernels(Path dir, String java, List<String> args)
+            throws IOException, InterruptedException {
+        Run plain = run(dir, java, args);
+        assertTrue(plain.line("clipper").contains("scalar"), plain.out.toString());
+        assertEquals(1, plain.warnings(), plain.err);
+        List<String> flagged = new ArrayList<>(List.of(FLAG));
+        flagged.addAll(args);
+        Run vector = run(dir, java, flagged);
+        assertTrue(vector.line("clipper").contains("vector ("), vector.out.toString());
+        assertEquals(0, vector.warnings(), vector.err);
+        assertEquals(plain.line("norm"), vector.line("norm"));
+        return plain;
     }
 
     @Test
@@ -104,24 +95,17 @@ class ModuleBoundaryIT {
 
     @Test
     void onTheModulePathOnlyTheApiIsExportedAndTheFlagChoosesTheKernels(@TempDir Path dir) throws Exception {
-        Run plain = run(dir, java(), modulePath());
+        Run plain = assertTheFlagChoosesTheKernels(dir, java(),
+                List.of("--module-path", JAR.toString(), "--add-modules=dev.gradclip", "-cp", PROBES.toString()));
         assertEquals("module dev.gradclip", plain.line("module"));
         assertEquals("exports dev.gradclip true", plain.line("exports dev.gradclip "));
         assertEquals("exports dev.gradclip.internal false", plain.line("exports dev.gradclip.internal"));
-        assertScalarWithOneWarning(plain);
-        Run vector = run(dir, java(), modulePath(FLAG));
-        assertVector(vector);
-        assertSameClip(plain, vector);
     }
 
     @Test
     void onTheClassPathTheJarIsAnOrdinaryLibraryAndTheFlagChoosesTheKernels(@TempDir Path dir) throws Exception {
-        Run plain = run(dir, java(), classPath());
+        Run plain = assertTheFlagChoosesTheKernels(dir, java(), List.of("-cp", JAR + File.pathSeparator + PROBES));
         assertEquals("module unnamed", plain.line("module"));
-        assertScalarWithOneWarning(plain);
-        Run vector = run(dir, java(), classPath(FLAG));
-        assertVector(vector);
-        assertSameClip(plain, vector);
     }
 
     @Test
@@ -134,14 +118,8 @@ class ModuleBoundaryIT {
         assertTrue(process.waitFor(300, TimeUnit.SECONDS), "jlink timed out");
         assertEquals(0, process.exitValue(), Files.readString(dir.resolve("jlink.txt")));
         String imageJava = image.resolve("bin").resolve("java").toString();
-        List<String> probes = List.of("--add-modules=dev.gradclip", "-cp", PROBES.toString());
-        Run plain = run(dir, imageJava, probes);
+        Run plain = assertTheFlagChoosesTheKernels(dir, imageJava,
+                List.of("--add-modules=dev.gradclip", "-cp", PROBES.toString()));
         assertEquals("module dev.gradclip", plain.line("module"));
-        assertScalarWithOneWarning(plain);
-        List<String> flagged = new ArrayList<>(List.of(FLAG));
-        flagged.addAll(probes);
-        Run vector = run(dir, imageJava, flagged);
-        assertVector(vector);
-        assertSameClip(plain, vector);
     }
 }
