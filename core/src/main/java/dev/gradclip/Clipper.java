@@ -217,7 +217,7 @@ public final class Clipper implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("the Clipper is closed: nothing was written");
         }
-        TensorTable table = GradClip.readable(grads);
+        TensorTable table = Gradients.readable(grads);
         if (!(scale > 0 && scale < Double.POSITIVE_INFINITY)) {
             throw new IllegalArgumentException("scale must be positive and finite, was " + scale);
         }
@@ -280,7 +280,7 @@ public final class Clipper implements AutoCloseable {
             return norm; // SKIP
         }
         double c = Clipping.coefficientFor(bound, norm);
-        boolean written = GradClip.scale(engine, table, c);
+        boolean written = engine.clip(table, c);
         lastCoefficient = written ? c : 1;
         lastWritten = written;
         if (withReport) {
@@ -291,7 +291,7 @@ public final class Clipper implements AutoCloseable {
         return norm;
     }
 
-    /** Whether a clip with this norm writes: what the policy and {@link GradClip#scale} decide below. */
+    /** Whether a clip with this norm writes: what the policy and {@link Engine#clip} decide below. */
     private boolean scales(double norm, double bound) {
         return (Double.isFinite(norm) || nonFinite == NonFinite.PROPAGATE) && Clipping.coefficientFor(bound, norm) != 1.0;
     }

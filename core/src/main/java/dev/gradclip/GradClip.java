@@ -7,7 +7,6 @@ import dev.gradclip.internal.NormType;
 import dev.gradclip.internal.SegmentChecks;
 import dev.gradclip.internal.TensorTable;
 import dev.gradclip.internal.UnitClipping;
-import dev.gradclip.internal.Workspace;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
@@ -84,17 +83,18 @@ import java.util.List;
  * tensor that must be written ({@link IllegalArgumentException}); a closed arena
  * ({@link IllegalStateException}); a segment confined to another thread ({@link WrongThreadException}).
  *
- * <p><b>Threads and allocation.</b> Thread-safe on distinct buffers; after warm-up the methods on
- * {@link Gradients} and on native {@code List<MemorySegment>} allocate nothing (but
- * {@link #partialNorm}, which returns a new object).
+ * <p><b>Threads and allocation.</b> Thread-safe on distinct buffers. After warm-up the methods on
+ * {@link Gradients} allocate nothing (but {@link #partialNorm}, which returns a new object).
  *
- * <p><b>Lists (0.1).</b> A {@code List<MemorySegment>} is read once per call ({@code size()} and
- * each {@code get(i)} once for a {@code RandomAccess} list; one iteration for a {@code LinkedList},
- * which allocates its iterator, and for a {@code CopyOnWriteArrayList}, whose iterator is a
- * snapshot): every check and pass works on that snapshot, so a list changed during the call never
- * gets an unchecked segment written or a segment scaled twice. The snapshot and the overlap check's
- * scratch live in the calling thread and are reused for calls of up to 65,536 segments (about 70
- * bytes each); a larger call allocates its own and drops it afterwards.
+ * <p><b>Float32 lists and arrays.</b> The {@code List<MemorySegment>} and {@code float[][]} methods are
+ * shorthands for the same methods on {@code Gradients.of(DType.FLOAT32, list)} and
+ * {@code Gradients.of(arrays)}. A list is read once per call ({@code size()} and each {@code get(i)}
+ * once for a {@code RandomAccess} list, else one iteration), so a list changed by another thread
+ * during the call never gets an unchecked segment written or a segment scaled twice. The set built
+ * from a list is reused by the next call on the same thread whose list holds the same segment
+ * objects, so a loop over native segments allocates nothing after warm-up; the set is held weakly,
+ * so it keeps no gradients alive, and is built again after a garbage collection. A
+ * {@code float[][]} call wraps each array anew, so it builds its set on every call.
  */
 public final class GradClip {
 
@@ -112,9 +112,7 @@ public final class GradClip {
      */
     public static double totalNorm(Gradients grads, double normType) {
         NormType type = NormType.of(normType);
-        Workspace work = Workspace.get();
-        norm(work, readable(grads), type, normType);
-        return work.state.norm();
+        return Engine.ofThisThread().norm(Gradients.readable(grads), type, normType);
     }
 
     /**
@@ -141,11 +139,10 @@ public final class GradClip {
     public static double clipGradNorm(Gradients grads, double maxNorm, double normType) {
         SegmentChecks.checkMaxNorm(maxNorm);
         NormType type = NormType.of(normType);
-        TensorTable table = readable(grads);
-        Workspace work = Workspace.get();
-        norm(work, table, type, normType);
-        double norm = work.state.norm();
-        scale(work.engine, table, Clipping.coefficientFor(maxNorm, norm));
+        TensorTable table = Gradients.readable(grads);
+        Engine engine = Engine.ofThisThread();
+        double norm = engine.norm(table, type, normType);
+        engine.clip(table, Clipping.coefficientFor(maxNorm, norm));
         return norm;
     }
 
@@ -178,7 +175,7 @@ public final class GradClip {
             throw new IllegalArgumentException("totalNorm must be >= 0 (or NaN), was " + totalNorm
                     + ": a negative coefficient would flip the gradients' sign");
         }
-        scale(Workspace.get().engine, readable(grads), Clipping.coefficientFor(maxNorm, totalNorm));
+        Engine.ofThisThread().clip(Gradients.readable(grads), Clipping.coefficientFor(maxNorm, totalNorm));
     }
 
     /**
@@ -191,11 +188,9 @@ public final class GradClip {
      */
     public static NormPartial partialNorm(Gradients grads, double normType) {
         NormType type = NormType.of(normType);
-        Workspace work = Workspace.get();
-        norm(work, readable(grads), type, normType);
-        NormState copy = new NormState();
-        copy.set(work.state);
-        return new NormPartial(copy);
+        NormState state = new NormState();
+        Engine.ofThisThread().norm(Gradients.readable(grads), type, normType, false, false, state);
+        return new NormPartial(state);
     }
 
     /**
@@ -218,16 +213,7 @@ public final class GradClip {
             throw new IllegalArgumentException("clipValue must be >= 0, was " + clipValue);
         }
         clipValue += 0.0; // -0.0 is 0: clamping to [+0.0, -0.0] would make every element -0.0
-        TensorTable table = readable(grads);
-        Engine engine = Workspace.get().engine;
-        for (int i = 0; i < table.size(); i++) {
-            MemorySegment segment = table.segment(i);
-            if (segment.isReadOnly() && segment.byteSize() > 0 && engine.clampChanges(table, i, clipValue)) {
-                throw new IllegalArgumentException(table.label(i) + " is read-only but has elements beyond ±"
-                        + clipValue + " to clamp");
-            }
-        }
-        engine.clamp(table, clipValue);
+        Engine.ofThisThread().clamp(Gradients.readable(grads), clipValue);
     }
 
     /**
@@ -297,8 +283,8 @@ public final class GradClip {
         if (!(eps >= 0 && eps < Double.POSITIVE_INFINITY)) {
             throw new IllegalArgumentException("eps must be finite and >= 0, was " + eps);
         }
-        TensorTable gradTable = readable(grads);
-        readable(params);
+        TensorTable gradTable = Gradients.readable(grads);
+        Gradients.readable(params);
         UnitClipping.Plan plan = grads.unitPlan();
         if (plan == null || !plan.isFor(params)) {
             plan = unitPlan(grads, params);
@@ -334,59 +320,49 @@ public final class GradClip {
         return name.equals(SegmentChecks.name(t)) ? index : '"' + name + "\" (" + index + ')';
     }
 
-    // ---- 0.1: float32 lists and arrays, L2 ----
+    // ---- float32 lists and arrays, L2 ----
 
     /**
-     * The L2 norm over every element of every float32 segment.
+     * The L2 norm over every element of every float32 segment: {@code totalNorm(Gradients.of(FLOAT32,
+     * grads))}, with the set reused while the list holds the same segments (see the class comment).
      *
      * @param grads float32 segments, one per tensor
      * @return the global L2 norm
+     * @throws IllegalArgumentException as {@link Gradients#of(DType, List)}, naming the tensor
      */
     public static double totalNorm(List<MemorySegment> grads) {
-        Workspace work = Workspace.get();
-        try {
-            work.list.load(grads);
-            norm(work, work.list, NormType.L2, 2);
-            return work.state.norm();
-        } finally {
-            work.list.release();
-        }
+        return totalNorm(float32(grads));
     }
 
     /**
-     * Clips float32 segments in place to a global L2 norm of {@code maxNorm}.
+     * Clips float32 segments in place to a global L2 norm of {@code maxNorm}:
+     * {@code clipGradNorm(Gradients.of(FLOAT32, grads), maxNorm)}, with the set reused while the list
+     * holds the same segments (see the class comment).
      *
      * @param grads float32 segments, one per tensor
      * @param maxNorm the global L2 norm to clip to, >= 0; +Infinity never clips
      * @return the global L2 norm before clipping
-     * @throws IllegalArgumentException if {@code maxNorm} is negative or NaN
+     * @throws IllegalArgumentException if {@code maxNorm} is negative or NaN, or as
+     *     {@link Gradients#of(DType, List)}, naming the tensor
      */
     public static double clipGradNorm(List<MemorySegment> grads, double maxNorm) {
         SegmentChecks.checkMaxNorm(maxNorm);
-        Workspace work = Workspace.get();
-        try {
-            work.list.load(grads);
-            norm(work, work.list, NormType.L2, 2);
-            double norm = work.state.norm();
-            scale(work.engine, work.list, Clipping.coefficientFor(maxNorm, norm));
-            return norm;
-        } finally {
-            work.list.release();
-        }
+        return clipGradNorm(float32(grads), maxNorm);
     }
 
     /**
-     * The L2 norm over every element of every array.
+     * The L2 norm over every element of every array: {@code totalNorm(Gradients.of(grads))}.
      *
      * @param grads the arrays, one per tensor
      * @return the global L2 norm
      */
     public static double totalNorm(float[][] grads) {
-        return totalNorm(segments(grads));
+        return totalNorm(float32(grads));
     }
 
     /**
-     * Clips the arrays in place to a global L2 norm of {@code maxNorm}.
+     * Clips the arrays in place to a global L2 norm of {@code maxNorm}:
+     * {@code clipGradNorm(Gradients.of(grads), maxNorm)}.
      *
      * @param grads the arrays, one per tensor
      * @param maxNorm the global L2 norm to clip to, >= 0; +Infinity never clips
@@ -394,45 +370,18 @@ public final class GradClip {
      * @throws IllegalArgumentException if {@code maxNorm} is negative or NaN
      */
     public static double clipGradNorm(float[][] grads, double maxNorm) {
-        return clipGradNorm(segments(grads), maxNorm);
+        SegmentChecks.checkMaxNorm(maxNorm);
+        return clipGradNorm(float32(grads), maxNorm);
     }
 
-    // ---- shared steps ----
+    private static Gradients float32(List<MemorySegment> grads) {
+        return ListGradients.of(grads);
+    }
 
-    static TensorTable readable(Gradients grads) {
+    private static Gradients float32(float[][] grads) {
         if (grads == null) {
             throw new NullPointerException("grads is null");
         }
-        TensorTable table = grads.table();
-        table.checkAccess();
-        return table;
-    }
-
-    private static void norm(Workspace work, TensorTable table, NormType type, double p) {
-        work.engine.norm(table, type, p, false, false, work.state);
-    }
-
-    /** Writes only when there is something to write, so read-only tensors are fine otherwise. */
-    static boolean scale(Engine engine, TensorTable table, double c) {
-        if (c == 1.0) {
-            return false;
-        }
-        table.checkWritable("scaled");
-        engine.scale(table, c);
-        return true;
-    }
-
-    private static List<MemorySegment> segments(float[][] grads) {
-        if (grads == null) {
-            throw new NullPointerException("grads is null");
-        }
-        MemorySegment[] segments = new MemorySegment[grads.length];
-        for (int i = 0; i < grads.length; i++) {
-            if (grads[i] == null) {
-                throw new NullPointerException(SegmentChecks.name(i) + " is null");
-            }
-            segments[i] = MemorySegment.ofArray(grads[i]);
-        }
-        return Arrays.asList(segments);
+        return Gradients.of(grads);
     }
 }

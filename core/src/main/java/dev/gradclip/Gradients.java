@@ -9,6 +9,8 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.RandomAccess;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * An immutable set of gradient buffers, each with a {@link DType} and a name, validated when it is
@@ -92,7 +94,7 @@ public final class Gradients {
         if (segments == null) {
             throw new NullPointerException("segments is null");
         }
-        MemorySegment[] array = segments.toArray(new MemorySegment[0]); // the list is read once: a snapshot
+        MemorySegment[] array = snapshot(segments);
         int n = array.length;
         DType[] types = new DType[n];
         String[] names = new String[n];
@@ -101,6 +103,23 @@ public final class Gradients {
             names[i] = SegmentChecks.name(i);
         }
         return new Gradients(array, types, names, new long[n][]);
+    }
+
+    /**
+     * The list read once ({@code size()} and each {@code get(i)} once, or one iteration), so that a
+     * list another thread changes meanwhile can neither slip an unchecked segment past the checks
+     * nor have a segment counted twice. A {@code CopyOnWriteArrayList} is copied from its own
+     * snapshot.
+     */
+    private static MemorySegment[] snapshot(List<MemorySegment> list) {
+        if (!(list instanceof RandomAccess) || list instanceof CopyOnWriteArrayList) {
+            return list.toArray(new MemorySegment[0]);
+        }
+        MemorySegment[] array = new MemorySegment[list.size()];
+        for (int i = 0; i < array.length; i++) {
+            array[i] = list.get(i);
+        }
+        return array;
     }
 
     /**
@@ -228,6 +247,18 @@ public final class Gradients {
 
     TensorTable table() {
         return table;
+    }
+
+    /**
+     * The table of {@code grads} once the checks of every call pass: every arena alive, every
+     * segment accessible from this thread. Every entry point starts here.
+     */
+    static TensorTable readable(Gradients grads) {
+        if (grads == null) {
+            throw new NullPointerException("grads is null");
+        }
+        grads.table.checkAccess();
+        return grads.table;
     }
 
     @Override

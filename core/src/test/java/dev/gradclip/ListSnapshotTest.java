@@ -2,6 +2,7 @@ package dev.gradclip;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
@@ -16,8 +17,8 @@ import java.util.function.IntFunction;
 import org.junit.jupiter.api.Test;
 
 /**
- * The 0.1 list entry points read the list once and work from that snapshot (hardening item 3): a
- * list that changes during the call can neither get an unchecked segment past the checks (and throw
+ * The list shorthands of {@link GradClip} read the list once and work from that snapshot, and reuse
+ * the set of the previous call only for the same segment objects: a list that changes during the call can neither get an unchecked segment past the checks (and throw
  * after writing) nor have a segment scaled twice.
  */
 class ListSnapshotTest {
@@ -92,7 +93,7 @@ class ListSnapshotTest {
     }
 
     /**
-     * The issue's scenario: a CopyOnWriteArrayList that another thread keeps changing, swapping a
+     * A CopyOnWriteArrayList that another thread keeps changing, swapping a
      * read-only view or an aliasing slice in and out. Every call either throws with nothing written,
      * or scales each tensor exactly once.
      */
@@ -150,5 +151,34 @@ class ListSnapshotTest {
         }
         org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(30),
                 () -> assertEquals(Math.sqrt(600_000), GradClip.clipGradNorm(linked, 1e9), 1e-9));
+    }
+
+    /**
+     * The set built for a list is reused only while the list holds the same segments: a list that
+     * differs in one element, by length, or in kind is validated again, and nothing is written when
+     * that fails.
+     */
+    @Test
+    void aListWithOtherSegmentsIsValidatedAgain() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment a = filled(arena, 100, 3f);
+            MemorySegment b = filled(arena, 100, 4f);
+            assertEquals(50, GradClip.totalNorm(List.of(a, b)), 1e-12);
+            assertEquals(50, GradClip.totalNorm(new ArrayList<>(List.of(a, b))), 1e-12);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> GradClip.clipGradNorm(List.of(a, a.asSlice(0, 16)), 1));
+            assertTrue(e.getMessage().contains("grads[0] and grads[1] overlap"), e.getMessage());
+            assertEquals(50, GradClip.totalNorm(List.of(a, b)), 1e-12);
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> GradClip.clipGradNorm(new java.util.LinkedList<>(List.of(a, b.asReadOnly())), 1));
+            assertTrue(e.getMessage().contains("grads[1] is read-only"), e.getMessage());
+            assertArrayEquals(floats(filled(arena, 100, 3f)), floats(a), "nothing written");
+            assertEquals(30, GradClip.totalNorm(List.of(a)), 1e-12);
+            assertEquals(50, GradClip.totalNorm(new java.util.LinkedList<>(List.of(a, b))), 1e-12);
+            assertEquals(30, GradClip.totalNorm(new java.util.LinkedList<>(List.of(a))), 1e-12);
+            assertEquals(0, GradClip.totalNorm(List.of()));
+            NullPointerException n = assertThrows(NullPointerException.class, () -> GradClip.totalNorm(java.util.Arrays.asList(a, null)));
+            assertTrue(n.getMessage().contains("grads[1]"), n.getMessage());
+        }
     }
 }

@@ -1,7 +1,6 @@
 package dev.gradclip.internal;
 
 import java.lang.foreign.MemorySegment;
-import java.util.Arrays;
 import java.util.function.IntFunction;
 
 /**
@@ -16,19 +15,12 @@ import java.util.function.IntFunction;
  * identity. So read-only heap views need no pairwise comparison (32,000 of them took 6.2 s that way).
  *
  * <p>The common case, native segments in ascending address order, takes one pass and no scratch;
- * otherwise a per-thread scratch is reused, so after warm-up the check allocates nothing. The
- * scratch is kept for calls of up to {@link #RETAINED} segments (about 40 bytes each); a larger call
- * allocates its own and lets it go, so a thread never keeps more than about 2.6 MB alive.
+ * otherwise the check allocates about 40 bytes of scratch per segment, once per set built.
  */
 final class Overlaps {
 
-    /** The largest segment count whose scratch a thread keeps between calls. */
-    static final int RETAINED = 1 << 16;
-
     /** The group of native segments; heap groups are scope hash codes. */
     private static final long NATIVE = Long.MIN_VALUE;
-
-    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private Overlaps() {}
 
@@ -40,19 +32,9 @@ final class Overlaps {
         if (count < 2 || nativeAndAscending(segments, count)) {
             return;
         }
-        Scratch scratch = SCRATCH.get();
-        try {
-            scratch.load(segments, count);
-            scratch.sort();
-            scratch.requireDisjoint(label);
-        } finally {
-            scratch.release();
-        }
-    }
-
-    /** The segment count this thread's scratch holds now: at most {@link #RETAINED} between calls. */
-    static int retainedSlots() {
-        return SCRATCH.get().order.length;
+        Scratch scratch = new Scratch(segments, count);
+        scratch.sort();
+        scratch.requireDisjoint(label);
     }
 
     private static IllegalArgumentException overlap(int a, int b, IntFunction<String> label) {
@@ -80,25 +62,20 @@ final class Overlaps {
 
     /** Parallel arrays indexed by segment index, and {@code order}: the indices sorted by (group, start). */
     private static final class Scratch {
-        int loaded;
         int size;
-        int[] order = new int[0];
-        long[] group = new long[0];
-        long[] start = new long[0];
-        long[] end = new long[0];
+        final int[] order;
+        final long[] group;
+        final long[] start;
+        final long[] end;
         /** A heap segment's scope (equal scopes, same array), null for native ones. */
-        MemorySegment.Scope[] array = new MemorySegment.Scope[0];
+        final MemorySegment.Scope[] array;
 
-        void load(MemorySegment[] segments, int n) {
-            if (order.length < n) {
-                order = new int[n];
-                group = new long[n];
-                start = new long[n];
-                end = new long[n];
-                array = new MemorySegment.Scope[n];
-            }
-            loaded = n;
-            size = 0;
+        Scratch(MemorySegment[] segments, int n) {
+            order = new int[n];
+            group = new long[n];
+            start = new long[n];
+            end = new long[n];
+            array = new MemorySegment.Scope[n];
             for (int i = 0; i < n; i++) {
                 MemorySegment segment = segments[i];
                 if (segment.byteSize() == 0) {
@@ -162,19 +139,6 @@ final class Overlaps {
                         throw overlap(a, b, label);
                     }
                 }
-            }
-        }
-
-        /** Drops the references to heap arrays, so the scratch keeps no gradients alive, and a large scratch. */
-        void release() {
-            if (order.length > RETAINED) {
-                order = new int[0];
-                group = new long[0];
-                start = new long[0];
-                end = new long[0];
-                array = new MemorySegment.Scope[0];
-            } else {
-                Arrays.fill(array, 0, loaded, null);
             }
         }
     }

@@ -45,6 +45,8 @@ public final class UnitClipping {
         private final int[] firstUnit;
         /** Each entry's factor in the scale pass (1 for parameters and units that keep their bits). */
         private final double[] factors;
+        /** The norm pass's global figures, which the units do not need. */
+        private final NormState state = new NormState();
         /** Names tensor t of the gradients for messages (and {@code tensors + t} of the parameters). */
         private final IntFunction<String> label;
 
@@ -132,11 +134,11 @@ public final class UnitClipping {
      */
     public static int clip(Plan plan, TensorTable grads, double clipFactor, double eps) {
         if (!SHARED_BUSY.compareAndSet(false, true)) {
-            return clip(Workspace.get().engine, plan, grads, clipFactor, eps);
+            return clip(Engine.ofThisThread(), plan, grads, clipFactor, eps);
         }
         try {
             if (shared == null) {
-                // Its own engine even for one processor: a thread's Workspace engine is that thread's alone.
+                // Its own engine even for one processor: Engine.ofThisThread() is that thread's alone.
                 int threads = Runtime.getRuntime().availableProcessors();
                 shared = new Engine(KernelProvider.kernels(), threads, Engine.DEFAULT_MIN_PARALLEL_BYTES);
             }
@@ -153,7 +155,7 @@ public final class UnitClipping {
      * every bit, and so does a unit whose factor comes out as exactly 1.
      */
     public static int clip(Engine engine, Plan plan, TensorTable grads, double clipFactor, double eps) {
-        engine.tensorNorms(plan.units, Workspace.get().state);
+        engine.tensorNorms(plan.units, plan.state);
         double[] factors = plan.factors;
         int clipped = 0;
         boolean writes = false;
