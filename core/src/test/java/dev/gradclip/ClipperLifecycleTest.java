@@ -66,7 +66,7 @@ class ClipperLifecycleTest {
 
     /**
      * A closed Clipper throws on every clip, small or large, with or without a report, at one thread or
-     * several, and writes nothing: before, only calls large enough for the workers threw.
+     * several, and writes nothing: small calls that never reach the workers included.
      */
     @Test
     void aClosedClipperThrowsOnEveryClipAndWritesNothing() {

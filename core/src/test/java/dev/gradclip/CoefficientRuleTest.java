@@ -13,9 +13,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * torch's coefficient rule on every entry point: {@code c = min(1, maxNorm / (norm + 1e-6))}, and
- * the gradients are multiplied whenever c is below 1. Before, gradclip wrote only when
- * {@code norm > maxNorm}, so a norm in {@code (maxNorm - 1e-6, maxNorm]}, or near a maxNorm below
- * 1e-6, was left as it was where torch scales it.
+ * the gradients are multiplied whenever c is below 1, so a norm in {@code (maxNorm - 1e-6, maxNorm]},
+ * or near a maxNorm below 1e-6, is scaled as torch scales it, not only a norm above {@code maxNorm}.
  */
 class CoefficientRuleTest {
 

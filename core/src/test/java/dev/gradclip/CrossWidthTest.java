@@ -126,7 +126,7 @@ class CrossWidthTest {
     }
 
     /**
-     * Hardening item 4: where the vector kernels would be slower than the scalar ones, the provider
+     * Where the vector kernels would be slower than the scalar ones, the provider
      * picks the scalar ones and says why in its one line. Without FMA every {@code DoubleVector.fma}
      * lane is a BigDecimal computation (400-2000x slower than scalar here); without AVX2 the 256-bit
      * species are emulated. {@code -XX:UseAVX=0} also turns FMA off, so it runs the scalar float64 sum

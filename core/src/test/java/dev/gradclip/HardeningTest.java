@@ -10,9 +10,8 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * Regression tests for the hardening issue's numeric items: the float32 coefficient that underflowed
- * (item 1), the clipped-norm bound's range (item 5), and {@code -0.0} bounds (item 6). The list,
- * overlap and allocation items are in {@link ListSnapshotTest}, {@code OverlapsTest} and
+ * Numeric edge cases of the coefficient: a float32 coefficient that would underflow, the range of
+ * the clipped-norm bound, and {@code -0.0} bounds. The list, overlap and allocation cases are in {@link ListSnapshotTest}, {@code OverlapsTest} and
  * {@link AllocationTest}; the kernel choice in {@link CrossWidthTest}; the fallback's float16 conversions and
  * float64 squares in {@code KernelsTest} and {@code SquareAddTest}; a truncated mapping in {@link TruncatedMappingTest}.
  */
@@ -27,7 +26,7 @@ class HardeningTest {
         }
     }
 
-    /** The three cases: c = maxNorm / norm below 2^-126, where (float) c is subnormal or 0. */
+    /** Three cases of c = maxNorm / norm below 2^-126, where (float) c is subnormal or 0. */
     @Test
     void coefficientBelowTheFloatRangeStillScalesEachElementExactly() {
         double[][] cases = {{Float.MAX_VALUE, 2e38, 1}, {3e38, 1e38, 1e-3}, {3e38, 1e38, 1e-7}};
@@ -77,7 +76,7 @@ class HardeningTest {
     }
 
     /**
-     * Item 5: the clipped float32 norm is at most {@code maxNorm (1 + 1e-6)} for {@code maxNorm >= 1e-29}
+     * The clipped float32 norm is at most {@code maxNorm (1 + 1e-6)} for {@code maxNorm >= 1e-29}
      * (GradClip's javadoc derives it), and not below that range, where correctly rounded subnormals
      * cannot come closer: the documented exception.
      */
@@ -103,7 +102,7 @@ class HardeningTest {
                 "below the range the rounding to subnormals dominates: each element rounds up to MIN_VALUE");
     }
 
-    /** Item 6: {@code -0.0} is 0, so no zeroed element changes sign. */
+    /** {@code -0.0} is 0, so no zeroed element changes sign. */
     @Test
     void negativeZeroBoundsActAsZero() {
         float[][] grads = {{3f, -4f, 0f}};
@@ -124,7 +123,7 @@ class HardeningTest {
         assertEquals(Float.floatToRawIntBits(0f), Float.floatToRawIntBits(viaClipper[0]));
     }
 
-    /** Item 6: an infinite maxNorm never clips, and clipCoefficient says so for a NaN norm as well. */
+    /** An infinite maxNorm never clips, and clipCoefficient says so for a NaN norm as well. */
     @Test
     void infiniteMaxNormNeverClipsEvenANanNorm() {
         assertEquals(1.0, GradClip.clipCoefficient(Double.NaN, Double.POSITIVE_INFINITY));

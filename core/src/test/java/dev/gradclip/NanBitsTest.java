@@ -33,7 +33,7 @@ class NanBitsTest {
         }
     }
 
-    /** The case: forty bfloat16 ones with element 7 = 0xffc1, clipped to 1, keep 0xffc1; the others become 0x7fc0. */
+    /** Forty bfloat16 ones with element 7 = 0xffc1, clipped to 1, keep 0xffc1; the others become 0x7fc0. */
     @Test
     void aBfloat16NaNKeepsItsBitsAndTheOthersBecomeTheCanonicalNaN() {
         for (int call = 1; call <= CALLS; call++) {

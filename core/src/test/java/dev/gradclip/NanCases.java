@@ -74,7 +74,7 @@ final class NanCases {
         return (bits & (sign(type) - 1)) > infinity(type);
     }
 
-    /** Quiet +NaN, quiet -NaN, signaling +NaN and -NaN, each with a payload; bfloat16's -NaN is the 0xffc1. */
+    /** Quiet +NaN, quiet -NaN, signaling +NaN and -NaN, each with a payload; bfloat16's -NaN is 0xffc1. */
     private static long[] nans(DType type) {
         return switch (type) {
             case FLOAT64 -> new long[] {0x7ff8_0000_0000_1234L, 0xfff8_0000_dead_0001L, 0x7ff0_0000_0000_0001L,

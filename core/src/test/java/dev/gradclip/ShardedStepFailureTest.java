@@ -286,7 +286,7 @@ class ShardedStepFailureTest {
         }
     }
 
-    /** The case: participant 0 holds a read-only [30], participant 1 a writable [40]: both must throw, neither write. */
+    /** Participant 0 holds a read-only [30], participant 1 a writable [40]: both must throw, neither write. */
     @org.junit.jupiter.api.Test
     void aReadOnlyShardOnParticipantZeroLeavesParticipantOneUnscaled() throws InterruptedException {
         InProcessAllReduce hook = new InProcessAllReduce(2, Duration.ofSeconds(20));

@@ -8,8 +8,8 @@ import java.util.List;
  * The adaptive thresholds as their reference implementations compute them, written out plainly
  * and independently of the library: AutoClip (pseeth/autoclip {@code autoclip.py}) keeps a list and
  * sorts it in full on every step, then takes numpy's linear percentile; ZClip follows
- * bluorion-com/ZClip {@code zclip/zclip.py} line by line. Both skip non-finite norms, as the issue
- * asks (the references would append them).
+ * bluorion-com/ZClip {@code zclip/zclip.py} line by line. Both skip non-finite norms, as
+ * {@code Threshold} does (the references would append them).
  */
 final class ThresholdReference {
 

@@ -13,8 +13,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * A mapped file truncated under a clip throws InternalError instead of killing the JVM with SIGBUS
- * (hardening issue). C2's Vector API loads do not mark their method as an unsafe accessor, so the
+ * A mapped file truncated under a clip throws InternalError instead of killing the JVM with SIGBUS.
+ * C2's Vector API loads do not mark their method as an unsafe accessor, so the
  * JVM's fault handler cannot turn a fault there into an exception (bench/repro shows it without
  * gradclip); each vector loop makes one scalar read to carry the mark. This runs in a child JVM, so
  * a regression fails the test instead of the test run.

@@ -138,9 +138,9 @@ class ExactSumTest {
     }
 
     /**
-     * A root below 2^-1022 is the exact root rounded once to the subnormal spacing 2^-1074. Before, the
-     * total was rounded to 53 bits, its root to 53 bits and that again to the subnormal's fewer bits:
-     * q = 5795 and m = q^2 gave (m + 1) units for [m, q] units. Against BigDecimal: random totals of
+     * A root below 2^-1022 is the exact root rounded once to the subnormal spacing 2^-1074, not
+     * rounded to 53 bits and then again to the subnormal's fewer bits, which gives (m + 1) units for
+     * [m, q] units with q = 5795 and m = q^2. Against BigDecimal: random totals of
      * squares of subnormals (integers in units of 2^-2148), totals with bits below that unit, and exact
      * ties at half a unit, both ways.
      */
@@ -149,7 +149,7 @@ class ExactSumTest {
         long q = 5795;
         long m = q * q;
         assertEquals(m, assertRoundedRoot(List.of(new Term((double) (m * m), -2148), new Term((double) (q * q), -2148))),
-                "the issue's [m, q] units");
+                "[m, q] units");
 
         Random random = new Random(11);
         for (int trial = 0; trial < 3000; trial++) {

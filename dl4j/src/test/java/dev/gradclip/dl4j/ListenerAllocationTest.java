@@ -8,7 +8,9 @@ import dev.gradclip.Clipper;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
+import java.util.Arrays;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 import org.deeplearning4j.nn.api.Model;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
@@ -53,9 +55,8 @@ class ListenerAllocationTest {
     }
 
     /**
-     * Warm-up: 3,000 direct calls, then rounds of 250 until one allocates nothing (C1's code allocates
-     * until C2 has compiled the kernels, which a loaded two-core machine can delay); then 1,000 calls
-     * measured. In real steps: rounds of 10 until one is clean, then 20 steps measured.
+     * Warm-up: 3 real steps and 3,000 direct calls; then windows of 1,000 direct calls, and then of 20
+     * real steps, until one window allocates nothing ({@link #untilClean}).
      */
     private static void assertAllocationFree(Model net, Consumer<DataSet> fit, Runnable setBatch) {
         try (Clipper clipper = Clipper.builder().maxNorm(1e-3).build(); Arena arena = Arena.ofConfined()) {
@@ -78,36 +79,42 @@ class ListenerAllocationTest {
                 MemorySegment.copy(backup, 0, gradient, 0, gradient.byteSize()); // so that every call clips
                 listener.onGradientCalculation(net);
             };
-            // As for the real steps below: an allocation per call would show in every window, a JIT event in few.
             allocated(call, 3000);
-            long[] direct = new long[40];
-            boolean cleanDirect = false;
-            for (int window = 0; window < direct.length && !cleanDirect; window++) {
-                direct[window] = allocated(call, 1000);
-                cleanDirect = direct[window] == 0;
-            }
-            assertTrue(cleanDirect, "bytes allocated in each window of 1,000 direct calls: " + java.util.Arrays.toString(direct));
+            long[] direct = untilClean(() -> allocated(call, 1000));
+            assertEquals(0, direct[direct.length - 1], "bytes allocated in each window of 1,000 direct calls: "
+                    + Arrays.toString(direct));
             assertTrue(listener.lastReport().clipped(), "the measured calls clipped");
 
-            // A listener that allocated per step would allocate in every window; the JIT's compilations and
-            // deoptimizations (which re-create objects C2 had removed) come and go, and on a loaded machine
-            // they can fall into any one window. So: 20 consecutive real steps with 0 bytes, within 40 windows.
             DataSet batch = Networks.batch(DataType.FLOAT, 16, 99);
-            long[] perWindow = new long[40];
-            int clean = -1;
-            for (int window = 0; window < perWindow.length && clean < 0; window++) {
+            long[] steps = untilClean(() -> {
                 measured.bytes = 0;
                 measured.calls = 0;
                 for (int step = 0; step < 20; step++) {
                     fit.accept(batch);
                 }
                 assertEquals(20, measured.calls);
-                perWindow[window] = measured.bytes;
-                clean = measured.bytes == 0 ? window : -1;
-            }
-            assertTrue(clean >= 0, "bytes allocated by the listener in each window of 20 real steps: "
-                    + java.util.Arrays.toString(perWindow));
+                return measured.bytes;
+            });
+            assertEquals(0, steps[steps.length - 1], "bytes allocated by the listener in each window of 20 real steps: "
+                    + Arrays.toString(steps));
         }
+    }
+
+    /**
+     * Runs measurement windows until one allocates nothing, at most 40, and returns each window's
+     * bytes. A listener that allocated per call would allocate in every window; the JIT's compilations
+     * and deoptimizations (which re-create objects C2 had removed) come and go, and on a loaded machine
+     * they can fall into any one window.
+     */
+    private static long[] untilClean(LongSupplier window) {
+        long[] bytes = new long[40];
+        for (int w = 0; w < bytes.length; w++) {
+            bytes[w] = window.getAsLong();
+            if (bytes[w] == 0) {
+                return Arrays.copyOf(bytes, w + 1);
+            }
+        }
+        return bytes;
     }
 
     @Test
