@@ -272,7 +272,7 @@ class AdaptiveGradClipTest {
                         double alone = GradClip.totalNorm(Gradients.of(set.dtype(t), List.of(set.segment(t).asSlice(u * bytes, bytes))));
                         // The plan's entries: tensor by tensor, its gradient units, then its parameter units.
                         int first = unit - u;
-                        double inPlan = engine.tensorNorm(2 * first + (set == grads ? u : units + u));
+                        double inPlan = grads.unitPlan().norm(2 * first + (set == grads ? u : units + u));
                         assertEquals(Double.doubleToRawLongBits(alone), Double.doubleToRawLongBits(inPlan),
                                 set.dtype(t) + " tensor " + t + " unit " + u);
                     }

@@ -29,6 +29,7 @@ import java.util.function.DoubleSupplier;
  * section "Same-JVM comparisons").
  *
  * <pre>java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved order|dtypes|threads|report|passes [rounds]
+ * java --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved agc [rounds [FLOAT32|BFLOAT16, default both]]
  * java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar dev.gradclip.bench.Interleaved dtypes-torch [rounds]
  * OMP_WAIT_POLICY=passive java --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector -cp benchmarks.jar \
  *     dev.gradclip.bench.Interleaved versus|versus-torch [rounds [libclip_loop.so, default bench/target/libclip_loop.so]]</pre>
@@ -74,7 +75,8 @@ public final class Interleaved {
                 }
             }
             case "agc" -> {
-                for (DType type : new DType[] {DType.FLOAT32, DType.BFLOAT16}) {
+                DType[] types = args.length > 2 ? new DType[] {DType.valueOf(args[2])} : new DType[] {DType.FLOAT32, DType.BFLOAT16};
+                for (DType type : types) {
                     for (int threads : new int[] {1, 2}) {
                         agc(type, threads, rounds);
                     }

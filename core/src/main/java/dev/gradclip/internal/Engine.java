@@ -8,7 +8,9 @@ package dev.gradclip.internal;
  * <p>Each job has its class: the {@link Scheduler} splits a table into chunks of whole blocks over
  * the threads; the {@link NormPass} sums blocks into exact sums ({@link ChunkSums}) and per-tensor
  * figures ({@link TensorFigures}), with {@link PowerSums} for the norms of other p; the
- * {@link MapPass} scales and clamps. The {@link Kernels} do the arithmetic of one block. A block
+ * {@link MapPass} scales and clamps; {@link UnitRuns}, adaptive clipping's passes over runs of small
+ * units, split their work themselves and run on the same threads. The {@link Kernels} do the
+ * arithmetic of one block. A block
  * is the same block on any thread and its sum goes into an exact sum, so every result is the same
  * bits for any thread count.
  *
@@ -56,7 +58,7 @@ public final class Engine implements AutoCloseable {
 
     /** The global norm of type {@code type} ({@code p} for POWER) of the table's tensors. */
     public double norm(TensorTable table, NormType type, double p) {
-        norms.run(scheduler, table, type, p, false, true, false, state);
+        norms.run(scheduler, table, type, p, false, false, state);
         return state.norm();
     }
 
@@ -67,17 +69,7 @@ public final class Engine implements AutoCloseable {
      */
     public void norm(TensorTable table, NormType type, double p, boolean perTensor, boolean countNonFinite,
                      NormState out) {
-        norms.run(scheduler, table, type, p, perTensor, true, countNonFinite, out);
-    }
-
-    /**
-     * The L2 norm pass with each tensor's norm, for tables of many small tensors (the units of
-     * adaptive clipping): the same norms, bit for bit, but {@link #tensorMax} holds only whether the
-     * tensor is finite (NaN, +Infinity or 0), except for float64, whose kernel needs the maximum
-     * anyway. Tracking the maximum costs up to a fifth of a float32 pass.
-     */
-    public void tensorNorms(TensorTable table, NormState out) {
-        norms.run(scheduler, table, NormType.L2, 2, true, false, false, out);
+        norms.run(scheduler, table, type, p, perTensor, countNonFinite, out);
     }
 
     public double tensorNorm(int i) {
@@ -114,14 +106,6 @@ public final class Engine implements AutoCloseable {
     }
 
     /**
-     * Multiplies each tensor {@code i} by {@code factors[i]}, as {@link #scale} does, and leaves the
-     * tensors whose factor is 1 untouched: per-unit clipping, where the tensors are units.
-     */
-    public void scaleEach(TensorTable table, double[] factors) {
-        maps.scaleEach(scheduler, table, factors);
-    }
-
-    /**
      * Clamps every element to {@code [-bound, bound]}, the bound rounded to each tensor's type; a
      * read-only tensor is fine when none of its elements is beyond the bound.
      *
@@ -136,6 +120,19 @@ public final class Engine implements AutoCloseable {
             }
         }
         maps.clamp(scheduler, table, bound);
+    }
+
+    /** How many chunks a pass over {@code table} runs in: 1, or all threads for large work that they may access. */
+    int chunksFor(TensorTable table) {
+        return scheduler.chunksFor(table);
+    }
+
+    /**
+     * Runs chunks 0 to {@code n - 1} of a pass that splits its work itself (adaptive clipping's
+     * {@link UnitRuns}), {@code n} from {@link #chunksFor}: chunk 0 on the caller.
+     */
+    void runChunks(WorkerPool.Task task, int n) {
+        scheduler.run(task, n);
     }
 
     /** Stops the workers now; an engine that is dropped unclosed stops them once the GC finds it unreachable. */

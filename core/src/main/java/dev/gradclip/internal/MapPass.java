@@ -4,20 +4,18 @@ import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The passes that write: scale every tensor by one factor, scale each tensor by its own, or clamp
- * every element to a bound. Element by element, so no chunk depends on another.
+ * The passes that write: scale every tensor by one factor, or clamp every element to a bound.
+ * Element by element, so no chunk depends on another.
  */
 final class MapPass implements BlockPass {
 
-    private enum Op { SCALE, SCALE_EACH, CLAMP }
+    private enum Op { SCALE, CLAMP }
 
     private final Kernels kernels;
 
     // The call, read by every worker (set before the scheduler hands off).
     private Op op;
     private double argument;
-    /** SCALE_EACH: each tensor's factor. */
-    private double[] factors;
 
     MapPass(Kernels kernels) {
         this.kernels = kernels;
@@ -25,40 +23,24 @@ final class MapPass implements BlockPass {
 
     /** Multiplies every element by {@code c}: in double for float64, by {@code (float) c} for the other types. */
     void scale(Scheduler scheduler, TensorTable table, double c) {
-        run(scheduler, table, Op.SCALE, c, null);
-    }
-
-    /** Multiplies each tensor {@code i} by {@code factors[i]}, and leaves the tensors whose factor is 1 untouched. */
-    void scaleEach(Scheduler scheduler, TensorTable table, double[] factors) {
-        run(scheduler, table, Op.SCALE_EACH, 0, factors);
+        run(scheduler, table, Op.SCALE, c);
     }
 
     /** Clamps every element to {@code [-bound, bound]}, the bound rounded to each tensor's type; skips read-only tensors. */
     void clamp(Scheduler scheduler, TensorTable table, double bound) {
-        run(scheduler, table, Op.CLAMP, bound, null);
+        run(scheduler, table, Op.CLAMP, bound);
     }
 
-    private void run(Scheduler scheduler, TensorTable table, Op op, double argument, double[] factors) {
+    private void run(Scheduler scheduler, TensorTable table, Op op, double argument) {
         this.op = op;
         this.argument = argument;
-        this.factors = factors;
-        try {
-            scheduler.run(table, this);
-        } finally {
-            this.factors = null;
-        }
+        scheduler.run(table, this);
     }
 
     @Override
     public void block(int worker, int tensor, DType type, MemorySegment segment, long from, int count) {
         switch (op) {
             case SCALE -> kernels.scaleBlock(type, segment, from, count, argument);
-            case SCALE_EACH -> {
-                double c = factors[tensor];
-                if (c != 1.0) {
-                    kernels.scaleBlock(type, segment, from, count, c);
-                }
-            }
             case CLAMP -> {
                 if (!segment.isReadOnly()) { // read-only tensors were checked to need no change
                     kernels.clampBlock(type, segment, from, count, boundIn(type, argument));

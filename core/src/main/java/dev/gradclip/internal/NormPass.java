@@ -31,8 +31,7 @@ final class NormPass implements BlockPass {
     private NormType type;
     private double p;
     private boolean perTensor;
-    /** Whether per-tensor figures include each tensor's largest magnitude (else only its status: NaN, +Infinity or 0). */
-    private boolean maxima;
+
     private boolean countNonFinite;
 
     NormPass(Kernels kernels, int threads) {
@@ -45,15 +44,13 @@ final class NormPass implements BlockPass {
 
     /**
      * Fills {@code out} with the norm state of the table's tensors; with {@code perTensor} also
-     * {@link #tensors}, with each tensor's largest magnitude when {@code maxima} and its non-finite
-     * count when {@code countNonFinite}.
+     * {@link #tensors}, with each tensor's non-finite count when {@code countNonFinite}.
      */
-    void run(Scheduler scheduler, TensorTable table, NormType type, double p, boolean perTensor, boolean maxima,
+    void run(Scheduler scheduler, TensorTable table, NormType type, double p, boolean perTensor,
              boolean countNonFinite, NormState out) {
         out.reset(type, p);
         this.type = type;
         this.p = p;
-        this.maxima = maxima;
         this.countNonFinite = countNonFinite;
         boolean power = type == NormType.POWER;
         this.perTensor = perTensor || power;
@@ -95,7 +92,7 @@ final class NormPass implements BlockPass {
         }
         BlockFigures figures = chunk.figures;
         // The maximum only where something needs it; otherwise a non-finite element shows in the sum.
-        boolean wantMax = (perTensor && maxima) || type == NormType.INF || dtype == DType.FLOAT64;
+        boolean wantMax = perTensor || type == NormType.INF || dtype == DType.FLOAT64;
         kernels.normBlock(dtype, type.squares(), wantMax, segment, from, count, 1.0, figures);
         double max = figures.max;
         chunk.tensorMax = Math.max(chunk.tensorMax, max);
@@ -109,14 +106,21 @@ final class NormPass implements BlockPass {
                 chunk.tensorNonFinite += nonFinite(dtype, segment, from, count);
             }
         } else if (kind == Kind.SUMS && type != NormType.INF) {
-            int exponent = 0;
-            if (dtype == DType.FLOAT64 && (max > SAFE_HIGH || (max < SAFE_LOW && max > 0))) {
-                // Scale the largest magnitude into [1, 2) (subnormals: just above); the sum takes the power back.
-                exponent = Math.getExponent(max);
+            int exponent = float64Exponent(dtype, max);
+            if (exponent != 0) {
                 kernels.normBlock(dtype, type.squares(), true, segment, from, count, Math.scalb(1.0, -exponent), figures);
             }
             chunk.deposit(figures.sum, type == NormType.L2 ? 2 * exponent : exponent, perTensor);
         }
+    }
+
+    /**
+     * The power of two a finite block is summed again at: for a float64 block whose largest magnitude
+     * {@code max} lies outside [2^-400, 2^400], the exponent that brings it into [1, 2) (subnormals:
+     * just above); 0 for every other block, which is summed as it is.
+     */
+    static int float64Exponent(DType type, double max) {
+        return type == DType.FLOAT64 && (max > SAFE_HIGH || (max < SAFE_LOW && max > 0)) ? Math.getExponent(max) : 0;
     }
 
     @Override

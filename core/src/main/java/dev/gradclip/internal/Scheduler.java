@@ -60,11 +60,21 @@ final class Scheduler implements WorkerPool.Task, AutoCloseable {
         return chunks;
     }
 
-    private int chunksFor(TensorTable table) {
+    /** How many chunks a pass over {@code table} runs in: all threads, unless the work is small or confined to the caller. */
+    int chunksFor(TensorTable table) {
         if (pool == null || table.bytes() < minParallelBytes || !table.accessibleBy(pool.anyWorker())) {
             return 1; // small work, or segments confined to the calling thread
         }
         return threads;
+    }
+
+    /** Runs chunks 0 to {@code chunks - 1} of a task that splits its own work: chunk 0 on the caller. */
+    void run(WorkerPool.Task task, int chunks) {
+        if (chunks == 1) {
+            task.run(0);
+        } else {
+            pool.run(task, chunks);
+        }
     }
 
     /** Chunk {@code w}: global blocks {@code bounds[w]} to {@code bounds[w + 1]}, tensor by tensor. */

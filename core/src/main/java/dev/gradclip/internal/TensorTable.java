@@ -28,6 +28,13 @@ public final class TensorTable {
     private static final Plan[] NO_PLANS = {};
     /** The one-worker plan, {@code [0, blocks]}. */
     private final long[] whole;
+    /**
+     * Whether every segment is accessible from any thread (none is confined): a segment's access
+     * never changes, so this is known once, and a call need not ask each segment again.
+     */
+    private final boolean anyThread;
+    /** A thread that owns no arena, never started: a segment it may access is confined to no thread. */
+    private static final Thread NO_OWNER = new Thread(() -> {}, "gradclip-access-probe");
 
     /** Chunk boundaries (global block numbers) for a worker count. */
     private record Plan(int workers, long[] bounds) {}
@@ -45,6 +52,11 @@ public final class TensorTable {
             byteStart[i + 1] = byteStart[i] + segments[i].byteSize();
         }
         this.whole = new long[] {0, blockStart[size]};
+        boolean shared = true;
+        for (int i = 0; i < size && shared; i++) {
+            shared = segments[i].isAccessibleBy(NO_OWNER);
+        }
+        this.anyThread = shared;
     }
 
     /** A table over validated tensors; the arrays are copied. */
@@ -164,6 +176,9 @@ public final class TensorTable {
 
     /** Whether worker threads may read and write every segment (none is confined to the caller). */
     public boolean accessibleBy(Thread worker) {
+        if (anyThread) {
+            return true;
+        }
         for (int i = 0; i < size; i++) {
             if (!segments[i].isAccessibleBy(worker)) {
                 return false;

@@ -14,10 +14,11 @@ import java.util.function.IntFunction;
  *
  * <p>A unit is a contiguous slice: one slice along the first dimension of a tensor of two or more
  * dimensions, or the whole tensor. So the units are tensors in their own right, and a {@link Plan}
- * lays them out as one {@link TensorTable} of slices, the gradient unit and its parameter unit side
- * by side: one norm pass of the {@link Engine} reads both, with the SIMD kernels, over the threads,
- * and gives each unit the norm that gradclip computes for that slice alone (the same bits for any
- * thread count and CPU, within the L2 bound of {@link Clipping#l2Bound()}). A scale pass then
+ * lays them out as entries of one {@link TensorTable} of slices, tensor by tensor, and as
+ * {@link UnitRuns}: runs of consecutive units of one tensor. One norm pass over the runs reads both
+ * sets with the SIMD kernels, a run per kernel call, over the engine's threads, and gives each unit
+ * the norm that gradclip computes for that slice alone (the same bits for any thread count and CPU,
+ * within the L2 bound of {@link Clipping#l2Bound()}). A scale pass over the gradients' runs then
  * multiplies the units that clip, each by its own factor, as a global clip scales.
  */
 public final class UnitClipping {
@@ -38,22 +39,24 @@ public final class UnitClipping {
          * Tensor t's entries start at {@code 2 firstUnit[t]}: its c gradient units, then its c
          * parameter units. Tensor by tensor rather than unit by unit, so that the norm pass reads
          * memory in the order a global norm pass over both sets does (see docs/adaptive.md for
-         * what that was worth).
+         * what that was worth). The passes run over {@link #runs}; this table gives the engine's
+         * thread count for them and the checks.
          */
         private final TensorTable units;
         /** {@code firstUnit[t]} is tensor t's first unit; {@code firstUnit[tensors]} all units. */
         private final int[] firstUnit;
         /** Each entry's factor in the scale pass (1 for parameters and units that keep their bits). */
         private final double[] factors;
-        /** The norm pass's global figures, which the units do not need. */
-        private final NormState state = new NormState();
         /** Names tensor t of the gradients for messages (and {@code tensors + t} of the parameters). */
         private final IntFunction<String> label;
+        /** The passes over the same entries, in runs of consecutive units. */
+        private final UnitRuns runs;
 
-        private Plan(Object params, TensorTable units, int[] firstUnit, IntFunction<String> label) {
+        private Plan(Object params, TensorTable units, int[] firstUnit, IntFunction<String> label, UnitRuns runs) {
             this.params = params;
             this.units = units;
             this.firstUnit = firstUnit;
+            this.runs = runs;
             this.factors = new double[units.size()];
             this.label = label;
         }
@@ -61,6 +64,14 @@ public final class UnitClipping {
         /** Whether this plan was built for these parameters (by identity). */
         public boolean isFor(Object params) {
             return this.params == params;
+        }
+
+        /**
+         * Entry {@code i}'s norm from the last clip with this plan; tensor t's entries start at
+         * {@code 2 firstUnit}: its gradient units, then its parameter units.
+         */
+        public double norm(int i) {
+            return runs.norm(i);
         }
 
         /** The number of units. */
@@ -124,7 +135,31 @@ public final class UnitClipping {
         }
         String[] names = new String[slices.length];
         Arrays.fill(names, "unit"); // messages name the tensors of grads and params, never the slices
-        return new Plan(paramsKey, TensorTable.of(slices, types, names), firstUnit, label);
+        return new Plan(paramsKey, TensorTable.of(slices, types, names), firstUnit, label,
+                runs(grads, params, firstUnit));
+    }
+
+    /** The runs of both passes, tensor by tensor: its gradient units, then its parameter units. */
+    private static UnitRuns runs(TensorTable grads, TensorTable params, int[] firstUnit) {
+        int tensors = grads.size();
+        int runs = 0;
+        for (int t = 0; t < tensors; t++) {
+            int count = firstUnit[t + 1] - firstUnit[t];
+            if (count > 0) {
+                runs += 2 * UnitRuns.runsFor(count, grads.elements(t) / count);
+            }
+        }
+        UnitRuns layout = new UnitRuns(runs, 2 * firstUnit[tensors]);
+        int run = 0;
+        for (int t = 0; t < tensors; t++) {
+            int count = firstUnit[t + 1] - firstUnit[t];
+            if (count > 0) {
+                long length = grads.elements(t) / count;
+                run = layout.add(run, grads.segment(t), grads.type(t), count, length, 2 * firstUnit[t], true);
+                run = layout.add(run, params.segment(t), params.type(t), count, length, 2 * firstUnit[t] + count, false);
+            }
+        }
+        return layout;
     }
 
     /**
@@ -155,7 +190,8 @@ public final class UnitClipping {
      * every bit, and so does a unit whose factor comes out as exactly 1.
      */
     public static int clip(Engine engine, Plan plan, TensorTable grads, double clipFactor, double eps) {
-        engine.tensorNorms(plan.units, plan.state);
+        int workers = engine.chunksFor(plan.units);
+        plan.runs.norms(engine, workers);
         double[] factors = plan.factors;
         int clipped = 0;
         boolean writes = false;
@@ -163,8 +199,8 @@ public final class UnitClipping {
             int base = 2 * plan.firstUnit[t];
             int count = plan.firstUnit[t + 1] - plan.firstUnit[t];
             for (int k = 0; k < count; k++) {
-                double gradNorm = engine.tensorNorm(base + k);
-                double bound = Math.max(engine.tensorNorm(base + count + k), eps) * clipFactor; // NaN for a NaN parameter norm
+                double gradNorm = plan.runs.norm(base + k);
+                double bound = Math.max(plan.runs.norm(base + count + k), eps) * clipFactor; // NaN for a NaN parameter norm
                 double c = 1;
                 if (gradNorm >= bound && gradNorm <= Double.MAX_VALUE) {
                     clipped++;
@@ -182,7 +218,7 @@ public final class UnitClipping {
             }
         }
         if (writes) {
-            engine.scaleEach(plan.units, factors);
+            plan.runs.scale(engine, workers, factors);
         }
         return clipped;
     }

@@ -112,7 +112,7 @@ class KernelsTest {
         }
     }
 
-    private static void setElement(MemorySegment segment, DType type, long i, double value) {
+    static void setElement(MemorySegment segment, DType type, long i, double value) {
         switch (type) {
             case FLOAT64 -> segment.setAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, i, value);
             case FLOAT32 -> segment.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) value);
