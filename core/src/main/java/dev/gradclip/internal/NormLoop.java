@@ -54,13 +54,15 @@ final class NormLoop {
     private static final boolean WIDENED = TYPE == DType.FLOAT16 && ScalarKernels.JDK_FLOAT16;
 
     /**
-     * Elements per inner loop: the step loop runs at most 32 times inside a loop over pieces, the
-     * accumulators carried (256 is 8 rows of 32 lanes, so each piece ends with them in place). As one
-     * loop, 768-element blocks (GPT-2 rows) from DRAM cost 1.8x the time per element of 4,096-element
-     * ones on Zen 5; in pieces both cost the same. The cause is in the code C2 makes of the one-loop
-     * shape, not the trip count: {@code LoopShapeProbe} in bench/ shows it (docs/adaptive.md, "AGC").
+     * Elements per piece: the step loop runs inside a loop over pieces, the accumulators carried, and
+     * a piece is a whole block. As a loop of its own, the step loop made 768-element blocks (GPT-2
+     * rows) cost 1.8x per element from DRAM what 4,096-element blocks cost on Zen 5; inside the loop
+     * over pieces both cost the same, whatever the piece's length, so the cause lies in the code C2
+     * makes of the one-loop shape, not in the trip count ({@code LoopShapeProbe} in bench/,
+     * docs/adaptive.md, section "AGC"). Pieces of 256 elements cost 44 % more on a 4,096-element block
+     * in cache (bench/regress, flat-4K), so the piece is the block.
      */
-    private static final int PIECE = 256;
+    private static final int PIECE = Kernels.BLOCK;
 
     /** Whether this copy reads its type as pairs of 16-bit halves: bfloat16, and float16 not widened ahead. */
     private static final boolean PAIRS = TYPE == DType.BFLOAT16 || (TYPE == DType.FLOAT16 && !WIDENED);
