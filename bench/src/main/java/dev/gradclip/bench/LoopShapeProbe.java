@@ -12,8 +12,8 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Why the kernels' vector loops run in pieces of 32 steps: a sum of squares over 124 M floats from
- * DRAM (the accumulators carried throughout, so only the loop structure differs), as units of
+ * How the shape of a vector loop changes its speed on short units: a sum of squares over 124 M
+ * floats from DRAM (the accumulators carried throughout, so only the loop structure differs), as units of
  * {@code length} elements each summed by one inner loop, and as the same units in a loop over pieces.
  * The bytes and their order are the same in every line. Units of 512 to 1,024 elements as one inner
  * loop took about twice the time on Zen 5; in pieces, even pieces as long as the unit, they did not,
@@ -52,7 +52,7 @@ public final class LoopShapeProbe {
         return s0.add(s2).add(s1.add(s3)).lane(0);
     }
 
-    /** The same units, each a loop over pieces of {@code piece} elements: the loop shape NormLoop has. */
+    /** The same units, each a loop over pieces of {@code piece} elements. */
     static double pieces(MemorySegment segment, int length, int piece) {
         DoubleVector s0 = DoubleVector.zero(DOUBLES), s1 = s0, s2 = s0, s3 = s0;
         for (long start = 0; start + length <= ELEMENTS; start += length) {
