@@ -10,9 +10,8 @@ package dev.gradclip.internal;
  * figures ({@link TensorFigures}), with {@link PowerSums} for the norms of other p; the
  * {@link MapPass} scales and clamps; {@link UnitRuns}, adaptive clipping's passes over runs of small
  * units, split their work themselves and run on the same threads. The {@link Kernels} do the
- * arithmetic of one block. A block
- * is the same block on any thread and its sum goes into an exact sum, so every result is the same
- * bits for any thread count.
+ * arithmetic of one block. A block is the same block on any thread and its sum goes into an exact
+ * sum, so every result is the same bits for any thread count.
  *
  * <p>Not thread-safe: one call at a time (the owner serializes). Allocation-free after warm-up.
  */
