@@ -2,7 +2,6 @@ package dev.gradclip.internal;
 
 import dev.gradclip.DType;
 import java.lang.foreign.MemorySegment;
-import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.IntFunction;
 
@@ -14,8 +13,7 @@ import java.util.function.IntFunction;
  *
  * <p>A unit is a contiguous slice: one slice along the first dimension of a tensor of two or more
  * dimensions, or the whole tensor. So the units are tensors in their own right, and a {@link Plan}
- * lays them out as entries of one {@link TensorTable} of slices, tensor by tensor, and as
- * {@link UnitRuns}: runs of consecutive units of one tensor. One norm pass over the runs reads both
+ * lays them out as {@link UnitRuns}: runs of consecutive units of one tensor. One norm pass over the runs reads both
  * sets with the SIMD kernels, a run per kernel call, over the engine's threads, and gives each unit
  * the norm that gradclip computes for that slice alone (the same bits for any thread count and CPU,
  * within the L2 bound of {@link Clipping#l2Bound()}). A scale pass over the gradients' runs then
@@ -36,28 +34,30 @@ public final class UnitClipping {
     public static final class Plan {
         private final Object params;
         /**
-         * Tensor t's entries start at {@code 2 firstUnit[t]}: its c gradient units, then its c
-         * parameter units. Tensor by tensor rather than unit by unit, so that the norm pass reads
-         * memory in the order a global norm pass over both sets does (see docs/adaptive.md for
-         * what that was worth). The passes run over {@link #runs}; this table gives the engine's
-         * thread count for them and the checks.
+         * The tensors of both sets, whole: the bytes and the access of the units, from which the
+         * engine decides how many threads the passes over {@link #runs} take.
          */
-        private final TensorTable units;
+        private final TensorTable sets;
         /** {@code firstUnit[t]} is tensor t's first unit; {@code firstUnit[tensors]} all units. */
         private final int[] firstUnit;
-        /** Each entry's factor in the scale pass (1 for parameters and units that keep their bits). */
+        /**
+         * Each entry's factor in the scale pass (1 for parameters and units that keep their bits).
+         * Tensor t's entries start at {@code 2 firstUnit[t]}: its c gradient units, then its c
+         * parameter units. Tensor by tensor rather than unit by unit, so that the norm pass reads
+         * memory in the order a global norm pass over both sets does.
+         */
         private final double[] factors;
         /** Names tensor t of the gradients for messages (and {@code tensors + t} of the parameters). */
         private final IntFunction<String> label;
         /** The passes over the same entries, in runs of consecutive units. */
         private final UnitRuns runs;
 
-        private Plan(Object params, TensorTable units, int[] firstUnit, IntFunction<String> label, UnitRuns runs) {
+        private Plan(Object params, TensorTable sets, int[] firstUnit, IntFunction<String> label, UnitRuns runs) {
             this.params = params;
-            this.units = units;
+            this.sets = sets;
             this.firstUnit = firstUnit;
             this.runs = runs;
-            this.factors = new double[units.size()];
+            this.factors = new double[2 * firstUnit[firstUnit.length - 1]];
             this.label = label;
         }
 
@@ -115,27 +115,15 @@ public final class UnitClipping {
             }
         }
         firstUnit[tensors] = (int) units;
-        MemorySegment[] slices = new MemorySegment[(int) (2 * units)];
-        DType[] types = new DType[slices.length];
+        DType[] types = new DType[both.length];
+        String[] names = new String[both.length];
         for (int t = 0; t < tensors; t++) {
-            int count = firstUnit[t + 1] - firstUnit[t];
-            if (count == 0) {
-                continue;
-            }
-            long length = grads.elements(t) / count;
-            DType g = grads.type(t);
-            DType p = params.type(t);
-            int base = 2 * firstUnit[t];
-            for (int k = 0; k < count; k++) {
-                slices[base + k] = grads.segment(t).asSlice(k * length * g.byteSize(), length * g.byteSize());
-                slices[base + count + k] = params.segment(t).asSlice(k * length * p.byteSize(), length * p.byteSize());
-                types[base + k] = g;
-                types[base + count + k] = p;
-            }
+            types[t] = grads.type(t);
+            types[tensors + t] = params.type(t);
+            names[t] = grads.name(t);
+            names[tensors + t] = params.name(t);
         }
-        String[] names = new String[slices.length];
-        Arrays.fill(names, "unit"); // messages name the tensors of grads and params, never the slices
-        return new Plan(paramsKey, TensorTable.of(slices, types, names), firstUnit, label,
+        return new Plan(paramsKey, TensorTable.of(both, types, names), firstUnit, label,
                 runs(grads, params, firstUnit));
     }
 
@@ -190,7 +178,7 @@ public final class UnitClipping {
      * every bit, and so does a unit whose factor comes out as exactly 1.
      */
     public static int clip(Engine engine, Plan plan, TensorTable grads, double clipFactor, double eps) {
-        int workers = engine.chunksFor(plan.units);
+        int workers = engine.chunksFor(plan.sets);
         plan.runs.norms(engine, workers);
         double[] factors = plan.factors;
         int clipped = 0;

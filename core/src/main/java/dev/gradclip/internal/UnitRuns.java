@@ -14,7 +14,7 @@ import java.util.Arrays;
  * its time (docs/adaptive.md, section "AGC"). The scale pass: each gradient unit whose factor is not
  * 1 times its factor, block by block with {@link Kernels#scaleBlock}, as a global clip scales.
  *
- * <p>Entry i is entry i of the plan's table of units. The runs are split over the engine's threads
+ * <p>Entry i is the plan's entry i (tensor by tensor: its gradient units, then its parameter units). The runs are split over the engine's threads
  * by bytes, whole runs each ({@link Engine#runChunks}); every unit is summed by one call on one
  * thread, and scaling is elementwise, so the bits do not depend on the split. Not thread-safe: one
  * call at a time. Allocation-free after the first call for each thread count.
@@ -220,7 +220,7 @@ final class UnitRuns implements WorkerPool.Task {
         if (!(max <= Double.MAX_VALUE)) {
             return max;
         }
-        int exponent = float64Exponent(type, max);
+        int exponent = NormPass.float64Exponent(type, max);
         if (exponent == 0) {
             return Math.sqrt(sum);
         }
@@ -240,7 +240,7 @@ final class UnitRuns implements WorkerPool.Task {
             kernels.normBlock(type, true, type == DType.FLOAT64, segment, start + k, n, 1, out);
             max = Math.max(max, out.max);
             if (out.max <= Double.MAX_VALUE) {
-                int exponent = float64Exponent(type, out.max);
+                int exponent = NormPass.float64Exponent(type, out.max);
                 if (exponent != 0) {
                     kernels.normBlock(type, true, true, segment, start + k, n, Math.scalb(1.0, -exponent), out);
                 }
@@ -250,7 +250,4 @@ final class UnitRuns implements WorkerPool.Task {
         return !(max <= Double.MAX_VALUE) ? max : exactSum.sqrt();
     }
 
-    private static int float64Exponent(DType type, double max) {
-        return NormPass.float64Exponent(type, max);
-    }
 }
