@@ -19,9 +19,9 @@ import jdk.incubator.vector.VectorOperators;
 
 /**
  * The norm loop of {@link VectorKernels}, written once. Never loaded as itself: {@link Specialized}
- * defines a hidden copy of these bytes per dtype, term and whether the block maximum is wanted, whose
- * {@code TYPE}, {@code SQUARES} and {@code MAX} are constants, so C2 compiles each copy for one case:
- * the branches on them fold away while the loop is parsed. The loop calls no helper of ours: a helper
+ * defines a hidden copy of these bytes per dtype, term, whether the block maximum is wanted and piece
+ * length, whose {@code TYPE}, {@code SQUARES}, {@code MAX} and {@code STEPS} are constants, so C2
+ * compiles each copy for one case: the branches on them fold away while the loop is parsed. The loop calls no helper of ours: a helper
  * C2 declines to inline (it compiles hot helpers on their own first, then finds them too big) would
  * box every vector it returns.
  */
@@ -52,6 +52,13 @@ final class NormLoop {
      * (2.4x the float32 block time). The loop then reads floats, as for float32.
      */
     private static final boolean WIDENED = TYPE == DType.FLOAT16 && ScalarKernels.JDK_FLOAT16;
+
+    /**
+     * Steps per piece (8 elements each): the step loop runs inside a loop over pieces of this many
+     * steps, the accumulators carried, so the bits do not depend on it. {@link VectorKernels} picks
+     * the copy by block length ({@link VectorKernels#SHORT_STEPS}).
+     */
+    private static final int STEPS = Specialized.steps(MethodHandles.lookup(), 3);
 
     /** Whether this copy reads its type as pairs of 16-bit halves: bfloat16, and float16 not widened ahead. */
     private static final boolean PAIRS = TYPE == DType.BFLOAT16 || (TYPE == DType.FLOAT16 && !WIDENED);
@@ -115,94 +122,97 @@ final class NormLoop {
                 }
             }
         }
-        for (int k = 0; k < full; k += 8) {
-            long at = from + k;
-            // Load eight elements and widen them to two vectors of doubles, exactly (but for float64's
-            // power-of-two scale).
-            DoubleVector v0;
-            DoubleVector v1;
-            if (TYPE == DType.FLOAT64) {
-                v0 = DoubleVector.fromMemorySegment(DOUBLES, segment, at * Double.BYTES, ORDER).mul(scale);
-                v1 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 4) * Double.BYTES, ORDER).mul(scale);
-                if (MAX || !SQUARES) {
-                    v0 = v0.abs();
-                    v1 = v1.abs();
-                }
-                if (MAX) {
-                    // As below for the other types: the bits of non-negative doubles, in integer order,
-                    // by compare and blend (AVX2 has vpcmpgtq but no 64-bit max instruction).
-                    LongVector a = v0.reinterpretAsLongs();
-                    LongVector b = v1.reinterpretAsLongs();
-                    a = a.blend(b, a.lt(b));
-                    longMax = longMax.blend(a, longMax.lt(a));
-                }
-            } else {
-                // Four floats each: elements 0-3 and 4-7, or the pairs' first and second elements.
-                FloatVector first;
-                FloatVector second;
-                if (!PAIRS) {
-                    if (TYPE == DType.FLOAT32) {
-                        first = FloatVector.fromMemorySegment(FLOATS_4, segment, at * Float.BYTES, ORDER);
-                        second = FloatVector.fromMemorySegment(FLOATS_4, segment, (at + 4) * Float.BYTES, ORDER);
-                    } else {
-                        first = FloatVector.fromArray(FLOATS_4, widened, k);
-                        second = FloatVector.fromArray(FLOATS_4, widened, k + 4);
+        for (int piece = 0; piece < full; piece += 8 * STEPS) {
+            int end = Math.min(full, piece + 8 * STEPS);
+            for (int k = piece; k < end; k += 8) {
+                long at = from + k;
+                // Load eight elements and widen them to two vectors of doubles, exactly (but for float64's
+                // power-of-two scale).
+                DoubleVector v0;
+                DoubleVector v1;
+                if (TYPE == DType.FLOAT64) {
+                    v0 = DoubleVector.fromMemorySegment(DOUBLES, segment, at * Double.BYTES, ORDER).mul(scale);
+                    v1 = DoubleVector.fromMemorySegment(DOUBLES, segment, (at + 4) * Double.BYTES, ORDER).mul(scale);
+                    if (MAX || !SQUARES) {
+                        v0 = v0.abs();
+                        v1 = v1.abs();
                     }
-                    if (!SQUARES) {
-                        first = first.abs();
-                        second = second.abs();
+                    if (MAX) {
+                        // As below for the other types: the bits of non-negative doubles, in integer order,
+                        // by compare and blend (AVX2 has vpcmpgtq but no 64-bit max instruction).
+                        LongVector a = v0.reinterpretAsLongs();
+                        LongVector b = v1.reinterpretAsLongs();
+                        a = a.blend(b, a.lt(b));
+                        longMax = longMax.blend(a, longMax.lt(a));
                     }
                 } else {
-                    IntVector pairs = IntVector.fromMemorySegment(INTS_4, segment, at * Short.BYTES, ORDER);
-                    // Each half's magnitude (the sign dropped), moved to where a float keeps it.
-                    IntVector low;
-                    IntVector high;
-                    if (TYPE == DType.BFLOAT16) {
-                        low = pairs.lanewise(VectorOperators.LSHL, 16);
-                        high = pairs.and(0xffff0000);
-                        if (!SQUARES) {
-                            low = low.and(0x7fffffff);
-                            high = high.and(0x7fffffff);
+                    // Four floats each: elements 0-3 and 4-7, or the pairs' first and second elements.
+                    FloatVector first;
+                    FloatVector second;
+                    if (!PAIRS) {
+                        if (TYPE == DType.FLOAT32) {
+                            first = FloatVector.fromMemorySegment(FLOATS_4, segment, at * Float.BYTES, ORDER);
+                            second = FloatVector.fromMemorySegment(FLOATS_4, segment, (at + 4) * Float.BYTES, ORDER);
+                        } else {
+                            first = FloatVector.fromArray(FLOATS_4, widened, k);
+                            second = FloatVector.fromArray(FLOATS_4, widened, k + 4);
                         }
-                        if (MAX) {
-                            // Both halves at once, as 8 shorts: a bfloat16's magnitude bits are in
-                            // numeric order as 16-bit integers too (NaN on top). One and, one vpmaxsw.
-                            halvesMax = halvesMax.max(pairs.and(0x7fff7fff).reinterpretAsShorts());
+                        if (!SQUARES) {
+                            first = first.abs();
+                            second = second.abs();
                         }
                     } else {
-                        // Float16: exponent and fraction shifted into a float's fields give the value
-                        // times 2^-112 (normal and subnormal alike); the all-ones exponent becomes float's.
-                        low = pairs.and(0x7fff).lanewise(VectorOperators.LSHL, 13);
-                        high = pairs.lanewise(VectorOperators.LSHR, 3).and(0x7fff << 13);
-                        low = low.lanewise(VectorOperators.OR, 0x7f800000, low.compare(VectorOperators.GE, 0x7c00 << 13));
-                        high = high.lanewise(VectorOperators.OR, 0x7f800000, high.compare(VectorOperators.GE, 0x7c00 << 13));
+                        IntVector pairs = IntVector.fromMemorySegment(INTS_4, segment, at * Short.BYTES, ORDER);
+                        // Each half's magnitude (the sign dropped), moved to where a float keeps it.
+                        IntVector low;
+                        IntVector high;
+                        if (TYPE == DType.BFLOAT16) {
+                            low = pairs.lanewise(VectorOperators.LSHL, 16);
+                            high = pairs.and(0xffff0000);
+                            if (!SQUARES) {
+                                low = low.and(0x7fffffff);
+                                high = high.and(0x7fffffff);
+                            }
+                            if (MAX) {
+                                // Both halves at once, as 8 shorts: a bfloat16's magnitude bits are in
+                                // numeric order as 16-bit integers too (NaN on top). One and, one vpmaxsw.
+                                halvesMax = halvesMax.max(pairs.and(0x7fff7fff).reinterpretAsShorts());
+                            }
+                        } else {
+                            // Float16: exponent and fraction shifted into a float's fields give the value
+                            // times 2^-112 (normal and subnormal alike); the all-ones exponent becomes float's.
+                            low = pairs.and(0x7fff).lanewise(VectorOperators.LSHL, 13);
+                            high = pairs.lanewise(VectorOperators.LSHR, 3).and(0x7fff << 13);
+                            low = low.lanewise(VectorOperators.OR, 0x7f800000, low.compare(VectorOperators.GE, 0x7c00 << 13));
+                            high = high.lanewise(VectorOperators.OR, 0x7f800000, high.compare(VectorOperators.GE, 0x7c00 << 13));
+                        }
+                        first = (LOW_HALF_FIRST ? low : high).reinterpretAsFloats();
+                        second = (LOW_HALF_FIRST ? high : low).reinterpretAsFloats();
+                        if (TYPE == DType.FLOAT16) {
+                            first = first.mul(ScalarKernels.FLOAT16_REBIAS);
+                            second = second.mul(ScalarKernels.FLOAT16_REBIAS);
+                        }
                     }
-                    first = (LOW_HALF_FIRST ? low : high).reinterpretAsFloats();
-                    second = (LOW_HALF_FIRST ? high : low).reinterpretAsFloats();
-                    if (TYPE == DType.FLOAT16) {
-                        first = first.mul(ScalarKernels.FLOAT16_REBIAS);
-                        second = second.mul(ScalarKernels.FLOAT16_REBIAS);
+                    if (MAX && TYPE != DType.BFLOAT16) {
+                        // The magnitudes' bits (the pairs' halves are magnitudes already: the and changes nothing there).
+                        bitsMax = bitsMax.max(first.reinterpretAsInts().and(0x7fffffff)
+                                .max(second.reinterpretAsInts().and(0x7fffffff)));
                     }
+                    v0 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 0);
+                    v1 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
                 }
-                if (MAX && TYPE != DType.BFLOAT16) {
-                    // The magnitudes' bits (the pairs' halves are magnitudes already: the and changes nothing there).
-                    bitsMax = bitsMax.max(first.reinterpretAsInts().and(0x7fffffff)
-                            .max(second.reinterpretAsInts().and(0x7fffffff)));
-                }
-                v0 = (DoubleVector) first.convertShape(VectorOperators.F2D, DOUBLES, 0);
-                v1 = (DoubleVector) second.convertShape(VectorOperators.F2D, DOUBLES, 0);
+                // fma(x, x, acc) rounds once, as the reference does; for widened floats x*x is exact anyway.
+                DoubleVector next0 = SQUARES ? v0.fma(v0, s0) : s0.add(v0);
+                DoubleVector next1 = SQUARES ? v1.fma(v1, s1) : s1.add(v1);
+                s0 = s2;
+                s1 = s3;
+                s2 = s4;
+                s3 = s5;
+                s4 = s6;
+                s5 = s7;
+                s6 = next0;
+                s7 = next1;
             }
-            // fma(x, x, acc) rounds once, as the reference does; for widened floats x*x is exact anyway.
-            DoubleVector next0 = SQUARES ? v0.fma(v0, s0) : s0.add(v0);
-            DoubleVector next1 = SQUARES ? v1.fma(v1, s1) : s1.add(v1);
-            s0 = s2;
-            s1 = s3;
-            s2 = s4;
-            s3 = s5;
-            s4 = s6;
-            s5 = s7;
-            s6 = next0;
-            s7 = next1;
         }
         // Halving: lanes 16 apart, then 8, then 4, then inside the vector. Fixed order, never
         // reduceLanes(ADD), whose order is unspecified.

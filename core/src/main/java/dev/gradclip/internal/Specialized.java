@@ -12,27 +12,27 @@ import java.util.List;
 
 /**
  * One loop written once, compiled once per dtype: each call defines a hidden class from the bytes of
- * a loop template ({@link NormLoop}, {@link MapLoop}) with the dtype and variant as class data. The
- * template reads them into static finals, which C2 treats as constants, so every copy is a
- * straight-line loop for one dtype with its own profile, and the dtype costs no branch and no
- * vector boxing. (Lucene keeps one method per element type for the same reason; this keeps one
+ * a loop template ({@link NormLoop}, {@link MapLoop}) with the dtype, the variant and the piece
+ * length as class data. The template reads them into static finals, which C2 treats as constants,
+ * so every copy is a straight-line loop for one dtype with its own profile, and the dtype costs no
+ * branch and no vector boxing. (Lucene keeps one method per element type for the same reason; this keeps one
  * source.)
  */
 final class Specialized {
 
     private Specialized() {}
 
-    static MethodHandle normLoop(DType type, boolean squares, boolean max) {
-        return define(NormLoop.class, List.of(type, squares, max), MethodType.methodType(void.class, MemorySegment.class, long.class,
+    static MethodHandle normLoop(DType type, boolean squares, boolean max, int steps) {
+        return define(NormLoop.class, List.of(type, squares, max, steps), MethodType.methodType(void.class, MemorySegment.class, long.class,
                 int.class, double.class, BlockFigures.class));
     }
 
-    static MethodHandle mapLoop(DType type, boolean clamp) {
-        return define(MapLoop.class, List.of(type, clamp), MethodType.methodType(void.class, MemorySegment.class, long.class,
+    static MethodHandle mapLoop(DType type, boolean clamp, int steps) {
+        return define(MapLoop.class, List.of(type, clamp, steps), MethodType.methodType(void.class, MemorySegment.class, long.class,
                 int.class, double.class));
     }
 
-    /** A hidden copy of {@code template} whose class data is {@code constants}: the dtype first, then its variant flags. */
+    /** A hidden copy of {@code template} whose class data is {@code constants}: the dtype first, then its variant flags, then its steps per piece. */
     private static MethodHandle define(Class<?> template, List<Object> constants, MethodType signature) {
         try (InputStream in = Specialized.class.getResourceAsStream(template.getSimpleName() + ".class")) {
             if (in == null) {
@@ -54,6 +54,11 @@ final class Specialized {
     /** For a template's static initializer, with its own lookup: variant flag {@code index} (1, 2, ...) of this copy. */
     static boolean variant(MethodHandles.Lookup copy, int index) {
         return classData(copy, index, Boolean.class);
+    }
+
+    /** For a template's static initializer, with its own lookup: the steps per piece of this copy, at {@code index}. */
+    static int steps(MethodHandles.Lookup copy, int index) {
+        return classData(copy, index, Integer.class);
     }
 
     private static <T> T classData(MethodHandles.Lookup copy, int index, Class<T> type) {

@@ -68,8 +68,20 @@ public final class VectorKernels implements Kernels {
      * loop with the dtype as an argument boxed its vectors once two dtypes had run (merging vectors from
      * different load paths): 5 MB and 10x the time per call (docs/performance.md, section "One loop per dtype").
      */
-    private static final MethodHandle[][][] NORM = normLoops();
-    private static final MethodHandle[][] MAP = mapLoops();
+    private static final MethodHandle[][][][] NORM = normLoops();
+    private static final MethodHandle[][][] MAP = mapLoops();
+
+    /**
+     * Steps per piece in the copies that run blocks shorter than {@link Kernels#BLOCK}: a tensor's last
+     * block, and AGC's units (GPT-2's rows are 768 and 3,072 elements). Full blocks run copies whose
+     * piece is the whole block, one step loop each. The two lengths are two compiled copies because
+     * neither shape is fast for both: as one loop per block, 768-element blocks from DRAM cost 1.8x per
+     * element what 4,096-element blocks cost, and in pieces of 32 steps they cost the same; but pieces
+     * of 32 steps made a 4,096-element block in cache 44 % slower (docs/adaptive.md, section "AGC").
+     */
+    static final int SHORT_STEPS = 32;
+    /** Steps per piece in the copies that run full blocks: a whole block in the norm loop (8 elements a step). */
+    static final int FULL_STEPS = Kernels.BLOCK / 8;
 
     /** Throws UnsupportedOperationException where 256-bit vectors are not intrinsified. */
     public VectorKernels() {
@@ -84,7 +96,7 @@ public final class VectorKernels implements Kernels {
     public void normBlock(DType type, boolean squares, boolean max, MemorySegment segment, long from, int count,
                           double scale, BlockFigures out) {
         try {
-            NORM[type.ordinal()][squares ? 1 : 0][max ? 1 : 0].invokeExact(segment, from, count, scale, out);
+            NORM[type.ordinal()][squares ? 1 : 0][max ? 1 : 0][count < BLOCK ? 1 : 0].invokeExact(segment, from, count, scale, out);
         } catch (Throwable t) {
             throw Specialized.rethrow(t);
         }
@@ -108,31 +120,41 @@ public final class VectorKernels implements Kernels {
 
     private static void map(DType type, boolean clamp, MemorySegment segment, long from, int count, double arg) {
         try {
-            MAP[type.ordinal()][clamp ? 1 : 0].invokeExact(segment, from, count, arg);
+            MAP[type.ordinal()][clamp ? 1 : 0][count < BLOCK ? 1 : 0].invokeExact(segment, from, count, arg);
         } catch (Throwable t) {
             throw Specialized.rethrow(t);
         }
     }
 
-    /** Indexed by dtype ordinal, squares, max. A call through the array is not inlined, but runs the compiled loop. */
-    private static MethodHandle[][][] normLoops() {
-        MethodHandle[][][] loops = new MethodHandle[DType.values().length][2][2];
+    /**
+     * Indexed by dtype ordinal, squares, max, short (a block shorter than {@link Kernels#BLOCK}). A call
+     * through the array is not inlined, but runs the compiled loop.
+     */
+    private static MethodHandle[][][][] normLoops() {
+        MethodHandle[][][][] loops = new MethodHandle[DType.values().length][2][2][2];
         for (DType type : DType.values()) {
             for (int squares = 0; squares < 2; squares++) {
                 for (int max = 0; max < 2; max++) {
-                    loops[type.ordinal()][squares][max] = Specialized.normLoop(type, squares == 1, max == 1);
+                    for (int isShort = 0; isShort < 2; isShort++) {
+                        loops[type.ordinal()][squares][max][isShort] = Specialized.normLoop(type, squares == 1, max == 1,
+                                isShort == 1 ? SHORT_STEPS : FULL_STEPS);
+                    }
                 }
             }
         }
         return loops;
     }
 
-    /** Indexed by dtype ordinal, clamp (else scale). */
-    private static MethodHandle[][] mapLoops() {
-        MethodHandle[][] loops = new MethodHandle[DType.values().length][2];
+    /** Indexed by dtype ordinal, clamp (else scale), short. */
+    private static MethodHandle[][][] mapLoops() {
+        MethodHandle[][][] loops = new MethodHandle[DType.values().length][2][2];
         for (DType type : DType.values()) {
-            loops[type.ordinal()][0] = Specialized.mapLoop(type, false);
-            loops[type.ordinal()][1] = Specialized.mapLoop(type, true);
+            for (int clamp = 0; clamp < 2; clamp++) {
+                for (int isShort = 0; isShort < 2; isShort++) {
+                    loops[type.ordinal()][clamp][isShort] = Specialized.mapLoop(type, clamp == 1,
+                            isShort == 1 ? SHORT_STEPS : FULL_STEPS);
+                }
+            }
         }
         return loops;
     }

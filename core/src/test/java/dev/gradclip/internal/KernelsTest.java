@@ -13,8 +13,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The vector kernels against the scalar reference, to the bit: every dtype, both terms, every
- * count of a block, misaligned; and the float16 / bfloat16 conversions for all 65,536 bit patterns
+ * The vector kernels against the scalar reference, to the bit: every dtype, both terms, counts
+ * through both loop copies (short blocks and a whole block), misaligned; and the float16 / bfloat16 conversions for all 65,536 bit patterns
  * against the JDK's.
  */
 class KernelsTest {
@@ -58,6 +58,14 @@ class KernelsTest {
         }
     }
 
+    /**
+     * The counts the comparisons run: every count up to {@code dense} (several pieces of the short-block
+     * loop copies), then every 37th, then a whole block (the full-block copies).
+     */
+    private static int nextCount(int count, int dense) {
+        return count < dense ? count + 1 : count == Kernels.BLOCK ? count + 1 : Math.min(count + 37, Kernels.BLOCK);
+    }
+
     @ParameterizedTest
     @EnumSource(DType.class)
     void normBlockMatchesScalarReferenceToTheBitForEveryCount(DType type) {
@@ -71,7 +79,7 @@ class KernelsTest {
                 MemorySegment segment = randomBits(arena, type, Kernels.BLOCK + 7, shift, 42 + shift, true);
                 double scale = type == DType.FLOAT64 ? 0x1p-700 : 1;
                 for (int from = 0; from < 2; from++) {
-                    for (int count = 0; count <= Kernels.BLOCK; count += count < 300 ? 1 : 37) {
+                    for (int count = 0; count <= Kernels.BLOCK; count = nextCount(count, 300)) {
                         for (boolean squares : new boolean[] {true, false}) {
                             for (boolean max : new boolean[] {true, false}) {
                                 SCALAR.normBlock(type, squares, max, segment, from, count, scale, expected);
@@ -129,7 +137,7 @@ class KernelsTest {
             return;
         }
         try (Arena arena = Arena.ofConfined()) {
-            for (int count = 0; count <= 200; count++) {
+            for (int count = 0; count <= Kernels.BLOCK; count = nextCount(count, 600)) {
                 for (boolean clamp : new boolean[] {false, true}) {
                     double arg = clamp ? 1.5 : 0.7390851332151607;
                     MemorySegment a = randomBits(arena, type, count + 2, 1, count, false);
