@@ -251,6 +251,42 @@ class AdaptiveGradClipTest {
         }
     }
 
+    /**
+     * A call with a read-only gradient tensor (whose units all stay under their bounds) computes every
+     * factor before it writes, then scales in a pass of its own; a call with every tensor writable
+     * scales each unit as it goes. Both give the same count and the same bits in every tensor.
+     */
+    @Test
+    void scalingAsItGoesAndInAPassOfItsOwnGiveTheSameBits() {
+        List<Pair> pairs = new ArrayList<>();
+        for (DType type : DType.values()) {
+            pairs.addAll(pairs(10, type, DType.FLOAT32));
+        }
+        SplittableRandom random = new SplittableRandom(11);
+        int n = 3 * 50;
+        pairs.add(new Pair(new long[] {3, 50}, DType.FLOAT32, random.doubles(n, -1e-6, 1e-6).map(x -> Tensors.round(DType.FLOAT32, x)).toArray(),
+                DType.FLOAT32, random.doubles(n, -1, 1).map(x -> Tensors.round(DType.FLOAT32, x)).toArray()));
+        int last = pairs.size() - 1;
+        try (Arena arena = Arena.ofShared()) {
+            Gradients writable = set(arena, pairs, true);
+            Gradients params = set(arena, pairs, false);
+            Gradients.Builder builder = Gradients.builder();
+            Gradients copy = set(arena, pairs, true);
+            for (int t = 0; t <= last; t++) {
+                MemorySegment segment = t == last ? copy.segment(t).asReadOnly() : copy.segment(t);
+                builder.add(copy.name(t), segment, copy.dtype(t), copy.shape(t));
+            }
+            Gradients withReadOnly = builder.build();
+            int asItGoes = GradClip.adaptiveGradClip(writable, params, 0.01, 1e-3);
+            int twoPasses = GradClip.adaptiveGradClip(withReadOnly, params, 0.01, 1e-3);
+            assertTrue(asItGoes > 0, "units clip");
+            assertEquals(asItGoes, twoPasses);
+            assertArrayEquals(Tensors.allBits(writable), Tensors.allBits(withReadOnly));
+            assertArrayEquals(Tensors.allBits(set(arena, pairs.subList(last, last + 1), true)),
+                    Tensors.allBits(Gradients.of(DType.FLOAT32, List.of(withReadOnly.segment(last)))), "the read-only tensor");
+        }
+    }
+
     /** The norms the decision uses are, bit for bit, each slice's norm as a tensor of its own. */
     @Test
     void aUnitsNormIsTheNormOfItsSliceAlone() {
@@ -352,9 +388,9 @@ class AdaptiveGradClipTest {
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
 
     /**
-     * After warm-up a call allocates nothing, on the caller or the shared pool's workers: 1.5 MB of
-     * float32 across 45 tensors of several shapes, so that the pool's threads take part. Each call
-     * restores the gradients first, so every call clips.
+     * After warm-up a call allocates nothing, on the caller or the shared pool's workers: some round
+     * of 200 calls allocates no byte. 1.5 MB of float32 across 45 tensors of several shapes, so that
+     * the pool's threads take part. Each call restores the gradients first, so every call clips.
      */
     @Test
     void aCallAllocatesNothingAfterWarmUp() {
@@ -381,10 +417,15 @@ class AdaptiveGradClipTest {
                     .filter(t -> t.getName().startsWith("gradclip-worker-") && t.isAlive())
                     .mapToLong(Thread::threadId).toArray();
             assertTrue(workers.length > 0, "the shared pool runs");
-            for (int round = 0; round < 40 && allocated(call, 100, workers) > 0; round++) {
-                // until C2 has compiled every loop copy, which a loaded machine delays
-            }
-            assertEquals(0, allocated(call, 200, workers));
+            // Until C2 has compiled every loop copy, which a loaded machine delays, the JVM allocates a
+            // few bytes now and then; an allocation of the call itself would show in every round.
+            long[] rounds = new long[40];
+            int round = 0;
+            do {
+                rounds[round] = allocated(call, 200, workers);
+            } while (rounds[round++] > 0 && round < rounds.length);
+            assertEquals(0, rounds[round - 1], "bytes allocated in each round of 200 calls: "
+                    + Arrays.toString(Arrays.copyOf(rounds, round)));
         }
     }
 

@@ -13,11 +13,12 @@ import java.util.function.IntFunction;
  *
  * <p>A unit is a contiguous slice: one slice along the first dimension of a tensor of two or more
  * dimensions, or the whole tensor. So the units are tensors in their own right, and a {@link Plan}
- * lays them out as {@link UnitRuns}: runs of consecutive units of one tensor. One norm pass over the runs reads both
- * sets with the SIMD kernels, a run per kernel call, over the engine's threads, and gives each unit
- * the norm that gradclip computes for that slice alone (the same bits for any thread count and CPU,
- * within the L2 bound of {@link Clipping#l2Bound()}). A scale pass over the gradients' runs then
- * multiplies the units that clip, each by its own factor, as a global clip scales.
+ * lays them out as {@link UnitRuns}: runs of consecutive units of one pair of tensors. One pass over
+ * the runs, on the engine's threads, gives each unit of both sets the norm that gradclip computes for
+ * that slice alone (the same bits for any thread count and CPU, within the L2 bound of
+ * {@link Clipping#l2Bound()}), then the unit's factor, and scales a unit that clips right after
+ * reading it. When a gradient tensor is read-only, that pass writes nothing, and a scale pass follows
+ * once every unit that has to change is known to be writable.
  */
 public final class UnitClipping {
 
@@ -41,23 +42,22 @@ public final class UnitClipping {
         /** {@code firstUnit[t]} is tensor t's first unit; {@code firstUnit[tensors]} all units. */
         private final int[] firstUnit;
         /**
-         * Each entry's factor in the scale pass (1 for parameters and units that keep their bits).
-         * Tensor t's entries start at {@code 2 firstUnit[t]}: its c gradient units, then its c
-         * parameter units. Tensor by tensor rather than unit by unit, so that the norm pass reads
-         * memory in the order a global norm pass over both sets does.
+         * Whether no gradient tensor is read-only: then the unit pass may scale as it goes, since no
+         * unit can fail the write check.
          */
-        private final double[] factors;
+        private final boolean writable;
         /** Names tensor t of the gradients for messages (and {@code tensors + t} of the parameters). */
         private final IntFunction<String> label;
         /** The passes over the same entries, in runs of consecutive units. */
         private final UnitRuns runs;
 
-        private Plan(Object params, TensorTable sets, int[] firstUnit, IntFunction<String> label, UnitRuns runs) {
+        private Plan(Object params, TensorTable sets, int[] firstUnit, boolean writable, IntFunction<String> label,
+                     UnitRuns runs) {
             this.params = params;
             this.sets = sets;
             this.firstUnit = firstUnit;
+            this.writable = writable;
             this.runs = runs;
-            this.factors = new double[2 * firstUnit[firstUnit.length - 1]];
             this.label = label;
         }
 
@@ -68,7 +68,7 @@ public final class UnitClipping {
 
         /**
          * Entry {@code i}'s norm from the last clip with this plan; tensor t's entries start at
-         * {@code 2 firstUnit}: its gradient units, then its parameter units.
+         * {@code 2 firstUnit[t]}: its c gradient units, then its c parameter units.
          */
         public double norm(int i) {
             return runs.norm(i);
@@ -115,6 +115,10 @@ public final class UnitClipping {
             }
         }
         firstUnit[tensors] = (int) units;
+        boolean writable = true;
+        for (int t = 0; t < tensors; t++) {
+            writable &= !grads.segment(t).isReadOnly();
+        }
         DType[] types = new DType[both.length];
         String[] names = new String[both.length];
         for (int t = 0; t < tensors; t++) {
@@ -123,18 +127,18 @@ public final class UnitClipping {
             names[t] = grads.name(t);
             names[tensors + t] = params.name(t);
         }
-        return new Plan(paramsKey, TensorTable.of(both, types, names), firstUnit, label,
+        return new Plan(paramsKey, TensorTable.of(both, types, names), firstUnit, writable, label,
                 runs(grads, params, firstUnit));
     }
 
-    /** The runs of both passes, tensor by tensor: its gradient units, then its parameter units. */
+    /** The runs of both passes, tensor by tensor. */
     private static UnitRuns runs(TensorTable grads, TensorTable params, int[] firstUnit) {
         int tensors = grads.size();
         int runs = 0;
         for (int t = 0; t < tensors; t++) {
             int count = firstUnit[t + 1] - firstUnit[t];
             if (count > 0) {
-                runs += 2 * UnitRuns.runsFor(count, grads.elements(t) / count);
+                runs += UnitRuns.runsFor(count, grads.elements(t) / count);
             }
         }
         UnitRuns layout = new UnitRuns(runs, 2 * firstUnit[tensors]);
@@ -142,12 +146,26 @@ public final class UnitClipping {
         for (int t = 0; t < tensors; t++) {
             int count = firstUnit[t + 1] - firstUnit[t];
             if (count > 0) {
-                long length = grads.elements(t) / count;
-                run = layout.add(run, grads.segment(t), grads.type(t), count, length, 2 * firstUnit[t], true);
-                run = layout.add(run, params.segment(t), params.type(t), count, length, 2 * firstUnit[t] + count, false);
+                run = layout.add(run, grads.segment(t), grads.type(t), params.segment(t), params.type(t), count,
+                        grads.elements(t) / count, 2 * firstUnit[t]);
             }
         }
         return layout;
+    }
+
+    /** A unit's bound, {@code clipFactor * max(paramNorm, eps)}: NaN for a NaN parameter norm. */
+    static double bound(double paramNorm, double clipFactor, double eps) {
+        return Math.max(paramNorm, eps) * clipFactor;
+    }
+
+    /** Whether a unit clips: its gradient norm finite and at least its bound (never for a NaN bound). */
+    static boolean clips(double gradNorm, double bound) {
+        return gradNorm >= bound && gradNorm <= Double.MAX_VALUE;
+    }
+
+    /** The factor of a unit that clips. */
+    static double factor(double gradNorm, double bound) {
+        return bound / Math.max(gradNorm, GRAD_NORM_FLOOR);
     }
 
     /**
@@ -172,30 +190,24 @@ public final class UnitClipping {
     }
 
     /**
-     * One AGC step on {@code engine}: the norm pass over every unit of both sets, the factors, then
-     * (if any unit must change) the check that those units are writable, and the scale pass. Returns
-     * the number of units whose gradient norm is finite and at least their bound; the others keep
-     * every bit, and so does a unit whose factor comes out as exactly 1.
+     * One AGC step on {@code engine}: every unit's norms and factor, and the units whose factor is not
+     * 1 scaled. With every gradient tensor writable, one pass does it all; otherwise the first pass
+     * writes nothing, every unit that has to change is checked to be writable, and a scale pass
+     * follows. Returns the number of units whose gradient norm is finite and at least their bound;
+     * the others keep every bit, and so does a unit whose factor comes out as exactly 1.
      */
     public static int clip(Engine engine, Plan plan, TensorTable grads, double clipFactor, double eps) {
         int workers = engine.chunksFor(plan.sets);
-        plan.runs.norms(engine, workers);
-        double[] factors = plan.factors;
-        int clipped = 0;
+        if (plan.writable) {
+            return plan.runs.unitPass(engine, workers, clipFactor, eps, true);
+        }
+        int clipped = plan.runs.unitPass(engine, workers, clipFactor, eps, false);
         boolean writes = false;
         for (int t = 0; t < grads.size(); t++) {
             int base = 2 * plan.firstUnit[t];
             int count = plan.firstUnit[t + 1] - plan.firstUnit[t];
             for (int k = 0; k < count; k++) {
-                double gradNorm = plan.runs.norm(base + k);
-                double bound = Math.max(plan.runs.norm(base + count + k), eps) * clipFactor; // NaN for a NaN parameter norm
-                double c = 1;
-                if (gradNorm >= bound && gradNorm <= Double.MAX_VALUE) {
-                    clipped++;
-                    c = bound / Math.max(gradNorm, GRAD_NORM_FLOOR);
-                }
-                factors[base + k] = c;
-                factors[base + count + k] = 1;
+                double c = plan.runs.factor(base + k);
                 if (c != 1) {
                     writes = true;
                     if (grads.segment(t).isReadOnly()) {
@@ -206,7 +218,7 @@ public final class UnitClipping {
             }
         }
         if (writes) {
-            plan.runs.scale(engine, workers, factors);
+            plan.runs.scalePass(engine, workers);
         }
         return clipped;
     }
