@@ -1,9 +1,24 @@
 package dev.gradclip.internal;
 
-/** What {@link Kernels#normBlock} finds in one block; one per worker, reused for every block. */
-public final class BlockFigures {
+/**
+ * What {@link Kernels#normBlock} finds in one block; one per worker, reused for every block. Not
+ * final only for {@link Padded}.
+ */
+public class BlockFigures {
     /** The block's sum of terms, in the order {@link Kernels} defines. */
     public double sum;
     /** The largest {@code |x|} in the block; NaN if the block holds a NaN. */
     public double max;
+
+    /**
+     * Figures that a worker writes for every unit, 64 bytes of padding after them: a subclass's
+     * fields come after its superclass's, so the two fields of two such objects are at least 80 bytes
+     * apart however a collection lays them out, never in one cache line. AGC's unit pass writes
+     * them for every 768-element unit; two workers' figures that the collector had copied next to
+     * each other made its bfloat16 pass at two threads 1.5x slower (docs/adaptive.md, section "AGC").
+     */
+    static final class Padded extends BlockFigures {
+        @SuppressWarnings("unused")
+        private long p0, p1, p2, p3, p4, p5, p6, p7;
+    }
 }

@@ -174,7 +174,7 @@ final class UnitRuns implements WorkerPool.Task {
             exact = new ExactSum[workers];
             clippedBy = new int[workers];
             for (int w = 0; w < workers; w++) {
-                figures[w] = new BlockFigures();
+                figures[w] = new BlockFigures.Padded();
                 exact[w] = new ExactSum();
             }
         }
