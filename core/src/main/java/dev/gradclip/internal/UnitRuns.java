@@ -216,14 +216,16 @@ final class UnitRuns implements WorkerPool.Task {
 
     @Override
     public void run(int w) {
-        int clipped = 0;
-        for (int r = current[w]; r < current[w + 1]; r++) {
-            if (scalePass) {
+        if (scalePass) {
+            for (int r = current[w]; r < current[w + 1]; r++) {
                 for (int i = entry[r], u = 0; u < units[r]; i++, u++) {
                     scaleUnit(r, from[r] + u * length[r], factors[i]);
                 }
-                continue;
             }
+            return;
+        }
+        int clipped = 0;
+        for (int r = current[w]; r < current[w + 1]; r++) {
             // The run's gradient units, then its parameter units: each set read as one stream.
             for (int i = entry[r], u = 0; u < units[r]; i++, u++) {
                 norms[i] = unitNorm(grads[r], gradTypes[r], from[r] + u * length[r], length[r], figures[w], exact[w]);
