@@ -177,7 +177,7 @@ public class AgcBenchmark {
         }
     }
 
-    /** AGC on the benchmark's engine: the norm pass over every unit of both sets, then the scale pass over the units that clip. */
+    /** AGC on the benchmark's engine: one pass over the runs of units, their norms in both sets, their factors, and the units that clip scaled. */
     @Benchmark
     public int agc(Model m) {
         int clipped = UnitClipping.clip(m.engine, m.plan, m.gradTable, m.clipFactor, 1e-3);
