@@ -15,8 +15,8 @@ import java.util.List;
  * a loop template ({@link NormLoop}, {@link MapLoop}) with the dtype, the variant and the piece
  * length as class data. The template reads them into static finals, which C2 treats as constants,
  * so every copy is a straight-line loop for one dtype with its own profile, and the dtype costs no
- * branch and no vector boxing. (Lucene keeps one method per element type for the same reason; this keeps one
- * source.)
+ * branch and no vector boxing. (Lucene keeps one method per element type for the same reason; this
+ * keeps one source.)
  */
 final class Specialized {
 
@@ -32,7 +32,10 @@ final class Specialized {
                 int.class, double.class));
     }
 
-    /** A hidden copy of {@code template} whose class data is {@code constants}: the dtype first, then its variant flags, then its steps per piece. */
+    /**
+     * A hidden copy of {@code template} whose class data is {@code constants}: the dtype first, then
+     * its variant flags, then its steps per piece.
+     */
     private static MethodHandle define(Class<?> template, List<Object> constants, MethodType signature) {
         try (InputStream in = Specialized.class.getResourceAsStream(template.getSimpleName() + ".class")) {
             if (in == null) {

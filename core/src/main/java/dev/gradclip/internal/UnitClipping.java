@@ -16,8 +16,8 @@ import java.util.function.IntFunction;
  * lays them out as {@link UnitRuns}: runs of consecutive units of one pair of tensors. One pass over
  * the runs, on the engine's threads, gives each unit of both sets the norm that gradclip computes for
  * that slice alone (the same bits for any thread count and CPU, within the L2 bound of
- * {@link Clipping#l2Bound()}), then the unit's factor, and scales a unit that clips right after
- * reading it. When a gradient tensor is read-only, that pass writes nothing, and a scale pass follows
+ * {@link Clipping#l2Bound()}), then the unit's factor, and scales the units that clip while their
+ * run is still in cache. When a gradient tensor is read-only, that pass writes nothing, and a scale pass follows
  * once every unit that has to change is known to be writable.
  */
 public final class UnitClipping {

@@ -77,7 +77,8 @@ public final class VectorKernels implements Kernels {
      * piece is the whole block, one step loop each. The two lengths are two compiled copies because
      * neither shape is fast for both: as one loop per block, 768-element blocks from DRAM cost 1.8x per
      * element what 4,096-element blocks cost, and in pieces of 32 steps they cost the same; but pieces
-     * of 32 steps made a 4,096-element block in cache 44 % slower (docs/adaptive.md, section "AGC").
+     * of 32 steps made a 4,096-element block in cache 44 % slower (docs/performance.md, section "One
+     * copy per block length").
      */
     static final int SHORT_STEPS = 32;
     /** Steps per piece in the copies that run full blocks: a whole block in the norm loop (8 elements a step). */
