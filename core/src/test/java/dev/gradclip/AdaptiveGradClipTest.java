@@ -254,7 +254,8 @@ class AdaptiveGradClipTest {
     /**
      * A call with a read-only gradient tensor (whose units all stay under their bounds) computes every
      * factor before it writes, then scales in a pass of its own; a call with every tensor writable
-     * scales each unit as it goes. Both give the same count and the same bits in every tensor.
+     * scales each run as it goes. Both give the same count and the same bits in every tensor, on 1 to
+     * 4 threads and on the shared pool.
      */
     @Test
     void scalingAsItGoesAndInAPassOfItsOwnGiveTheSameBits() {
@@ -268,22 +269,36 @@ class AdaptiveGradClipTest {
                 DType.FLOAT32, random.doubles(n, -1, 1).map(x -> Tensors.round(DType.FLOAT32, x)).toArray()));
         int last = pairs.size() - 1;
         try (Arena arena = Arena.ofShared()) {
-            Gradients writable = set(arena, pairs, true);
             Gradients params = set(arena, pairs, false);
-            Gradients.Builder builder = Gradients.builder();
-            Gradients copy = set(arena, pairs, true);
-            for (int t = 0; t <= last; t++) {
-                MemorySegment segment = t == last ? copy.segment(t).asReadOnly() : copy.segment(t);
-                builder.add(copy.name(t), segment, copy.dtype(t), copy.shape(t));
+            Gradients reference = set(arena, pairs, true);
+            int expected = GradClip.adaptiveGradClip(reference, params, 0.01, 1e-3);
+            assertTrue(expected > 0, "units clip");
+            long[] expectedBits = Tensors.allBits(reference);
+            for (int threads = 0; threads <= 4; threads++) { // 0: the shared pool
+                for (boolean readOnly : new boolean[] {false, true}) {
+                    Gradients.Builder builder = Gradients.builder();
+                    Gradients copy = set(arena, pairs, true);
+                    for (int t = 0; t <= last; t++) {
+                        MemorySegment segment = readOnly && t == last ? copy.segment(t).asReadOnly() : copy.segment(t);
+                        builder.add(copy.name(t), segment, copy.dtype(t), copy.shape(t));
+                    }
+                    Gradients grads = builder.build();
+                    String where = (threads == 0 ? "the shared pool" : threads + " threads") + (readOnly ? ", a read-only tensor" : "");
+                    int count;
+                    if (threads == 0) {
+                        count = GradClip.adaptiveGradClip(grads, params, 0.01, 1e-3);
+                    } else {
+                        GradClip.adaptiveGradClip(grads, params, 1e9, 1e-3); // builds the plan; clips nothing
+                        try (Engine engine = new Engine(KernelProvider.kernels(), threads, 0)) {
+                            count = UnitClipping.clip(engine, grads.unitPlan(), grads.table(), 0.01, 1e-3);
+                        }
+                    }
+                    assertEquals(expected, count, where);
+                    assertArrayEquals(expectedBits, Tensors.allBits(grads), where);
+                }
             }
-            Gradients withReadOnly = builder.build();
-            int asItGoes = GradClip.adaptiveGradClip(writable, params, 0.01, 1e-3);
-            int twoPasses = GradClip.adaptiveGradClip(withReadOnly, params, 0.01, 1e-3);
-            assertTrue(asItGoes > 0, "units clip");
-            assertEquals(asItGoes, twoPasses);
-            assertArrayEquals(Tensors.allBits(writable), Tensors.allBits(withReadOnly));
             assertArrayEquals(Tensors.allBits(set(arena, pairs.subList(last, last + 1), true)),
-                    Tensors.allBits(Gradients.of(DType.FLOAT32, List.of(withReadOnly.segment(last)))), "the read-only tensor");
+                    Tensors.allBits(Gradients.of(DType.FLOAT32, List.of(reference.segment(last)))), "the tensor under its bounds");
         }
     }
 
@@ -388,8 +403,8 @@ class AdaptiveGradClipTest {
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
 
     /**
-     * After warm-up a call allocates nothing, on the caller or the shared pool's workers: some round
-     * of 200 calls allocates no byte. 1.5 MB of float32 across 45 tensors of several shapes, so that
+     * After warm-up a call allocates nothing, on the caller or the shared pool's workers: two rounds
+     * of 200 calls in a row allocate no byte. 1.5 MB of float32 across 45 tensors of several shapes, so that
      * the pool's threads take part. Each call restores the gradients first, so every call clips.
      */
     @Test
@@ -417,15 +432,18 @@ class AdaptiveGradClipTest {
                     .filter(t -> t.getName().startsWith("gradclip-worker-") && t.isAlive())
                     .mapToLong(Thread::threadId).toArray();
             assertTrue(workers.length > 0, "the shared pool runs");
-            // Until C2 has compiled every loop copy, which a loaded machine delays, the JVM allocates a
-            // few bytes now and then; an allocation of the call itself would show in every round.
+            // Until C2 has compiled every loop copy, which a loaded machine delays, and now and then
+            // after that, the JVM allocates a few bytes of its own (64 to 1,520 under load, at the
+            // entry of methods such as Gradients.segment). Two rounds of 200 calls in a row must
+            // allocate nothing: an allocation once in a few hundred calls or more often would fail.
             long[] rounds = new long[40];
             int round = 0;
             do {
                 rounds[round] = allocated(call, 200, workers);
-            } while (rounds[round++] > 0 && round < rounds.length);
-            assertEquals(0, rounds[round - 1], "bytes allocated in each round of 200 calls: "
-                    + Arrays.toString(Arrays.copyOf(rounds, round)));
+                round++;
+            } while (round < rounds.length && !(round >= 2 && rounds[round - 1] == 0 && rounds[round - 2] == 0));
+            assertTrue(round >= 2 && rounds[round - 1] == 0 && rounds[round - 2] == 0,
+                    "bytes allocated in each round of 200 calls: " + Arrays.toString(Arrays.copyOf(rounds, round)));
         }
     }
 

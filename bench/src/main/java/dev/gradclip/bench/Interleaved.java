@@ -226,9 +226,10 @@ public final class Interleaved {
 
     /**
      * AGC over GPT-2-small shapes against the global clip of the same gradients, on one engine: the
-     * clip (norm and scale pass, 3 passes' worth of bytes), AGC when no unit clips (its norm pass over
-     * both sets, 2) and when every unit does (4), and the global norm pass over gradients and
-     * parameters as 296 whole tensors (the same bytes as AGC's norm pass, without the 115,891 units).
+     * clip (norm and scale pass, 3 passes' worth of bytes), AGC when no unit clips (its norms over both
+     * sets, 2) and when every unit does (4 touched, of which the second read of the gradients comes
+     * from the cache), and the global norm pass over gradients and parameters as 296 whole tensors (the
+     * same bytes as AGC's norms, without the 115,891 units).
      */
     static void agc(DType type, int threads, int rounds) {
         AgcBenchmark.Model m = new AgcBenchmark.Model();

@@ -42,8 +42,8 @@ public final class UnitClipping {
         /** {@code firstUnit[t]} is tensor t's first unit; {@code firstUnit[tensors]} all units. */
         private final int[] firstUnit;
         /**
-         * Whether no gradient tensor is read-only: then the unit pass may scale as it goes, since no
-         * unit can fail the write check.
+         * Whether no gradient tensor that holds elements is read-only: then the unit pass may scale as
+         * it goes, since no unit can fail the write check.
          */
         private final boolean writable;
         /** Names tensor t of the gradients for messages (and {@code tensors + t} of the parameters). */
@@ -117,7 +117,7 @@ public final class UnitClipping {
         firstUnit[tensors] = (int) units;
         boolean writable = true;
         for (int t = 0; t < tensors; t++) {
-            writable &= !grads.segment(t).isReadOnly();
+            writable &= !grads.segment(t).isReadOnly() || grads.segment(t).byteSize() == 0;
         }
         DType[] types = new DType[both.length];
         String[] names = new String[both.length];

@@ -14,8 +14,10 @@ import java.util.Arrays;
  * {@link UnitClipping}; then, when writing is allowed, each gradient unit whose factor is not 1 times
  * its factor, as a global clip scales. A unit of at most {@link Kernels#BLOCK} elements is one
  * {@link Kernels#normBlock} call; a longer unit is summed block by block into an exact sum. A run
- * holds at most 64K elements per set (256 KB of float32), so its gradients are scaled from the
- * cache the norms have just filled, and AGC reads them from memory once, not twice. (Each gradient
+ * holds at most 64K elements per set (512 KB of float32 gradients and parameters together), or one
+ * unit when a unit is longer, so the gradients of a run of short units are scaled from the cache the
+ * norms have just filled, and AGC reads them from memory once, not twice; a unit longer than the
+ * cache is read twice. (Each gradient
  * unit followed by its parameter unit, scaled at once from L1, made bfloat16's pass 2.3x slower
  * than the global clip even when no unit clips: docs/adaptive.md, section "AGC".)
  *
@@ -32,9 +34,10 @@ import java.util.Arrays;
 final class UnitRuns implements WorkerPool.Task {
 
     /**
-     * Elements per run and set at most: short enough that two threads get even shares of a model's
-     * tensors and that a run's gradients are still in L2 when it scales them, long enough that a
-     * call and its bookkeeping come once per 64K elements, not once per unit.
+     * Elements per run and set at most, but for a run of one longer unit: short enough that two
+     * threads get even shares of a model's tensors and that a run's gradients are still in cache when
+     * it scales them, long enough that a call and its bookkeeping come once per 64K elements, not once
+     * per unit.
      */
     static final int RUN_ELEMENTS = 16 * Kernels.BLOCK;
 

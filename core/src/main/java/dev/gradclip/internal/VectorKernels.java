@@ -63,7 +63,7 @@ public final class VectorKernels implements Kernels {
     static final VectorShuffle<Double> HALVING_1 = VectorShuffle.fromOp(DOUBLES, j -> (j + 1) % WIDTH);
 
     /**
-     * The loops, one hidden-class copy per dtype and variant ({@link Specialized}): the same bytecode,
+     * The loops, one hidden-class copy per dtype, variant and block length ({@link Specialized}): the same bytecode,
      * compiled by C2 with the dtype a constant, so each copy's vectors stay in registers. One shared
      * loop with the dtype as an argument boxed its vectors once two dtypes had run (merging vectors from
      * different load paths): 5 MB and 10x the time per call (docs/performance.md, section "One loop per dtype").
@@ -74,15 +74,16 @@ public final class VectorKernels implements Kernels {
     /**
      * Steps per piece in the copies that run blocks shorter than {@link Kernels#BLOCK}: a tensor's last
      * block, and AGC's units (GPT-2's rows are 768 and 3,072 elements). Full blocks run copies whose
-     * piece is the whole block, one step loop each. The two lengths are two compiled copies because
+     * piece holds the whole block, one step loop each. (The float16 scale through the JDK's
+     * conversions has no step loop to cut, so its two copies are the same.) The two lengths are two compiled copies because
      * neither shape is fast for both: as one loop per block, 768-element blocks from DRAM cost 1.8x per
      * element what 4,096-element blocks cost, and in pieces of 32 steps they cost the same; but pieces
      * of 32 steps made a 4,096-element block in cache 44 % slower (docs/performance.md, section "One
      * copy per block length").
      */
     static final int SHORT_STEPS = 32;
-    /** Steps per piece in the copies that run full blocks: a whole block in the norm loop (8 elements a step). */
-    static final int FULL_STEPS = Kernels.BLOCK / 8;
+    /** Steps per piece in the copies that run full blocks: at least a whole block in every loop (a step is 4 to 16 elements). */
+    static final int FULL_STEPS = Kernels.BLOCK;
 
     /** Throws UnsupportedOperationException where 256-bit vectors are not intrinsified. */
     public VectorKernels() {
