@@ -14,8 +14,8 @@ public class BlockFigures {
      * Figures that a worker writes for every unit, 64 bytes of padding after them: a subclass's
      * fields come after its superclass's, so the two fields of two such objects are more than 64
      * bytes apart however a collection lays them out, never in one cache line. AGC's unit pass writes
-     * them for every 768-element unit; two workers' figures that the collector had copied next to
-     * each other made its bfloat16 pass at two threads 1.5x slower (docs/adaptive.md, section "AGC").
+     * them twice for every 768-element unit on each worker. (The two speeds of that pass at two
+     * threads occur with and without the padding: docs/adaptive.md, section "AGC".)
      */
     static final class Padded extends BlockFigures {
         @SuppressWarnings("unused")
