@@ -106,12 +106,23 @@ final class NormPass implements BlockPass {
                 chunk.tensorNonFinite += nonFinite(dtype, segment, from, count);
             }
         } else if (kind == Kind.SUMS && type != NormType.INF) {
-            int exponent = float64Exponent(dtype, max);
-            if (exponent != 0) {
-                kernels.normBlock(dtype, type.squares(), true, segment, from, count, Math.scalb(1.0, -exponent), figures);
-            }
+            int exponent = rescale(kernels, dtype, type.squares(), segment, from, count, figures);
             chunk.deposit(figures.sum, type == NormType.L2 ? 2 * exponent : exponent, perTensor);
         }
+    }
+
+    /**
+     * For a finite block whose figures are in {@code figures}: sums it again into {@code figures},
+     * scaled by 2^-e, when {@link #float64Exponent} gives it an exponent e, and returns e (0: the
+     * block's sum stands as it is). The one rule for the engine's blocks and adaptive clipping's units.
+     */
+    static int rescale(Kernels kernels, DType dtype, boolean squares, MemorySegment segment, long from, int count,
+                       BlockFigures figures) {
+        int exponent = float64Exponent(dtype, figures.max);
+        if (exponent != 0) {
+            kernels.normBlock(dtype, squares, true, segment, from, count, Math.scalb(1.0, -exponent), figures);
+        }
+        return exponent;
     }
 
     /**

@@ -283,11 +283,10 @@ final class UnitRuns implements WorkerPool.Task {
         if (!(out.max <= Double.MAX_VALUE)) {
             return out.max;
         }
-        int exponent = NormPass.float64Exponent(type, out.max);
+        int exponent = NormPass.rescale(kernels, type, true, segment, start, count, out);
         if (exponent == 0) {
             return Math.sqrt(out.sum);
         }
-        kernels.normBlock(type, true, true, segment, start, count, Math.scalb(1.0, -exponent), out);
         exactSum.clear();
         exactSum.add(out.sum, 2 * exponent);
         return exactSum.sqrt();
@@ -303,10 +302,7 @@ final class UnitRuns implements WorkerPool.Task {
             kernels.normBlock(type, true, type == DType.FLOAT64, segment, start + k, n, 1, out);
             max = Math.max(max, out.max);
             if (out.max <= Double.MAX_VALUE) {
-                int exponent = NormPass.float64Exponent(type, out.max);
-                if (exponent != 0) {
-                    kernels.normBlock(type, true, true, segment, start + k, n, Math.scalb(1.0, -exponent), out);
-                }
+                int exponent = NormPass.rescale(kernels, type, true, segment, start + k, n, out);
                 exactSum.add(out.sum, 2 * exponent);
             }
         }
